@@ -1,0 +1,76 @@
+"""Dependencies: the services built at start-up, the API-key principal and its scopes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from core.access import service as access
+from core.access.models import ApiKey
+from core.audit import Actor
+from core.config import Settings
+from core.db import Database
+from core.errors import DomainError, Forbidden, Unauthorized
+from core.ports import Clock
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    redis: Redis
+    clock: Clock
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
+    async def principal(request: Request, services: ServicesDep) -> ApiKey:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("send an API key as 'Authorization: Bearer <key>'", "missing_api_key")
+        async with services.db.sessionmaker() as session:
+            key = await access.authenticate(session, token.strip())
+        if key is None:
+            raise Unauthorized("the API key is unknown or revoked", "invalid_api_key")
+        if not access.allows(key, scope):
+            raise Forbidden(f"this API key lacks the scope {scope!r}", "missing_scope")
+        request.state.api_key = key
+        return key
+
+    return principal
+
+
+def actor_of(key: ApiKey) -> Actor:
+    return Actor("api_key", key.prefix, key.name)
+
+
+class UnsupportedMediaType(DomainError):
+    status = 415
+
+
+async def require_json(request: Request) -> None:
+    """A body that is not JSON gets 415 before it is looked at."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    has_body = (
+        request.headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in request.headers
+    )
+    if not has_body:
+        return
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json" and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send the body as application/json, not {ctype or 'an unnamed type'}", "unsupported_media_type"
+        )

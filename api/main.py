@@ -1,0 +1,68 @@
+"""create_app(): the HTTP composition root. The lifespan builds the services; tests pass their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from api import problems
+from api.deps import Services, require_json
+from api.metrics import Metrics, MetricsMiddleware
+from api.routes import debtors, health, invoices, ledger
+from core.config import Settings
+from core.db import Database
+from core.ports import Clock, SystemClock
+from core.redis import connect as connect_redis
+
+API_DESCRIPTION = """
+duebot's REST API for the ERP. Authenticate with `Authorization: Bearer <api key>`
+(create one with `duebot api-key create --scope '*'`). Amounts are decimal strings beside an
+ISO 4217 currency. Every POST accepts an `Idempotency-Key`. Errors are `application/problem+json`.
+"""
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    settings = settings or (services.settings if services else Settings())
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            app.state.services = services
+            yield
+            return
+        assert settings is not None
+        settings.ensure_secret_key()
+        db = Database.from_url(settings.database_url)
+        redis = connect_redis(settings)
+        clock: Clock = SystemClock()
+        app.state.services = Services(settings=settings, db=db, redis=redis, clock=clock)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="duebot",
+        version="1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.metrics = metrics
+    if services is not None:
+        app.state.services = services
+    problems.install(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+
+    v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json)])
+    v1.include_router(debtors.router)
+    v1.include_router(invoices.router)
+    v1.include_router(ledger.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    return app

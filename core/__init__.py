@@ -1,0 +1,1 @@
+"""The receivables domain. Imports no edge framework (see DESIGN.md)."""

@@ -1,0 +1,91 @@
+"""Settings: the one place that reads the environment (CONTRACT section 2)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/duebot.db"
+
+
+class Settings(BaseSettings):
+    """Built once at start-up and passed down; nothing else reads os.environ."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+    test_database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/duebot_test"
+    test_redis_url: str = "redis://127.0.0.1:6379/15"
+    public_base_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = Field(default=None, alias="DUEBOT_SECRET_KEY")
+    var_dir: Path = Field(default=Path("./var"), alias="DUEBOT_VAR_DIR")
+    require_services: bool = Field(default=False, alias="DUEBOT_REQUIRE_SERVICES")
+    log_level: str = Field(default="INFO", alias="DUEBOT_LOG_LEVEL")
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org"
+
+    whatsapp_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_api_base: str = "https://graph.facebook.com/v21.0"
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_api_base: str = "https://slack.com/api/"
+    slack_staff_channel: str | None = None
+    slack_allowed_users: str = ""
+    slack_approvers: str = ""
+
+    mollie_api_key: SecretStr | None = None
+    mollie_api_base: str = "https://api.mollie.com"
+
+    smtp_url: SecretStr | None = None
+    sms_api_url: str | None = None
+    sms_api_token: SecretStr | None = None
+
+    creditor_name: str | None = None
+    creditor_iban: str | None = None
+    creditor_bic: str | None = None
+
+    # Limits of the invoice intake (documented in the README).
+    batch_max_invoices: int = Field(default=10_000, alias="DUEBOT_BATCH_MAX_INVOICES")
+    csv_max_rows: int = Field(default=1_000_000, alias="DUEBOT_CSV_MAX_ROWS")
+    idempotency_ttl_hours: int = Field(default=24, alias="DUEBOT_IDEMPOTENCY_TTL_HOURS")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def slack_allowed_user_ids(self) -> frozenset[str]:
+        return _csv_set(self.slack_allowed_users)
+
+    @property
+    def slack_approver_ids(self) -> frozenset[str]:
+        return _csv_set(self.slack_approvers)
+
+    def ensure_secret_key(self) -> str:
+        """Return DUEBOT_SECRET_KEY, generating and keeping one under var/ on first run."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.write_text(key)
+            path.chmod(0o600)
+        self.secret_key = SecretStr(key)
+        return key
+
+
+def _csv_set(value: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in value.split(",") if part.strip())

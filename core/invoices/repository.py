@@ -1,0 +1,107 @@
+"""Queries for invoices and batches."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from core.invoices.models import Invoice, InvoiceBatch
+
+CHUNK = 5000
+
+
+async def get_batch(
+    session: AsyncSession, batch_id: uuid.UUID, *, for_update: bool = False
+) -> InvoiceBatch | None:
+    stmt = select(InvoiceBatch).where(col(InvoiceBatch.id) == batch_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def list_batches(session: AsyncSession, status: str | None, limit: int = 100) -> Sequence[InvoiceBatch]:
+    stmt = select(InvoiceBatch).order_by(col(InvoiceBatch.created_at).desc()).limit(limit)
+    if status:
+        stmt = stmt.where(col(InvoiceBatch.status) == status)
+    return (await session.scalars(stmt)).all()
+
+
+async def get_by_external_id(
+    session: AsyncSession, external_id: str, *, for_update: bool = False
+) -> Invoice | None:
+    stmt = select(Invoice).where(col(Invoice.external_id) == external_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+EXISTING_COLUMNS = (
+    col(Invoice.id),
+    col(Invoice.external_id),
+    col(Invoice.number),
+    col(Invoice.debtor_id),
+    col(Invoice.batch_id),
+    col(Invoice.issue_date),
+    col(Invoice.due_date),
+    col(Invoice.currency),
+    col(Invoice.amount_minor),
+    col(Invoice.description),
+)
+
+
+async def existing_by_keys(
+    session: AsyncSession, external_ids: Sequence[str], numbers: Sequence[str]
+) -> list[Row[Any]]:
+    """Invoices whose external id or number is among the given ones."""
+    out: dict[object, Row[Any]] = {}
+    for start in range(0, max(len(external_ids), len(numbers)), CHUNK):
+        ext_chunk = external_ids[start : start + CHUNK]
+        num_chunk = numbers[start : start + CHUNK]
+        stmt = select(*EXISTING_COLUMNS).where(
+            or_(col(Invoice.external_id).in_(ext_chunk), col(Invoice.number).in_(num_chunk))
+        )
+        for row in (await session.execute(stmt)).all():
+            out[row.id] = row
+    return list(out.values())
+
+
+async def batch_rows(session: AsyncSession, batch_id: uuid.UUID) -> list[Row[Any]]:
+    stmt = select(
+        col(Invoice.id),
+        col(Invoice.external_id),
+        col(Invoice.debtor_id),
+        col(Invoice.currency),
+        col(Invoice.amount_minor),
+        col(Invoice.issue_date),
+        col(Invoice.status),
+    ).where(col(Invoice.batch_id) == batch_id)
+    return list((await session.execute(stmt)).all())
+
+
+async def set_batch_status(session: AsyncSession, batch_id: uuid.UUID, status: str, now: datetime) -> None:
+    await session.execute(
+        update(Invoice).where(col(Invoice.batch_id) == batch_id).values(status=status, updated_at=now)
+    )
+
+
+async def set_status(
+    session: AsyncSession, invoice_ids: Iterable[uuid.UUID], status: str, now: datetime
+) -> None:
+    ids = list(invoice_ids)
+    for start in range(0, len(ids), CHUNK):
+        await session.execute(
+            update(Invoice)
+            .where(col(Invoice.id).in_(ids[start : start + CHUNK]))
+            .values(status=status, updated_at=now)
+        )
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(col(Invoice.status), func.count()).group_by(col(Invoice.status)))
+    return {status: n for status, n in rows.all()}

@@ -1,0 +1,111 @@
+"""Ledger queries: sums per invoice and per debtor. Every balance is computed from these rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Row, case, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from core.invoices.models import PAYABLE_STATUSES, Invoice
+from core.ledger.models import CreditNote, EntryKind, LedgerEntry
+
+_fees = case(
+    (LedgerEntry.kind.in_((EntryKind.fee, EntryKind.interest)), LedgerEntry.amount_minor),  # type: ignore[attr-defined]
+    else_=0,
+)
+
+
+async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Row[Any]]:
+    """Per invoice of the debtor (booked ones only): open amount and fees+interest, with its facts."""
+    sums = (
+        select(
+            col(LedgerEntry.invoice_id).label("invoice_id"),
+            func.sum(col(LedgerEntry.amount_minor)).label("open_minor"),
+            func.sum(_fees).label("fees_minor"),
+        )
+        .where(col(LedgerEntry.debtor_id) == debtor_id, col(LedgerEntry.invoice_id).is_not(None))
+        .group_by(col(LedgerEntry.invoice_id))
+        .subquery()
+    )
+    stmt = (
+        select(
+            col(Invoice.id),
+            col(Invoice.external_id),
+            col(Invoice.number),
+            col(Invoice.status),
+            col(Invoice.issue_date),
+            col(Invoice.due_date),
+            col(Invoice.currency),
+            col(Invoice.amount_minor),
+            sums.c.open_minor,
+            sums.c.fees_minor,
+        )
+        .join(sums, sums.c.invoice_id == col(Invoice.id))
+        .order_by(col(Invoice.due_date), col(Invoice.number))
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def unallocated(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, int]:
+    """Money on the debtor's account that belongs to no invoice (an overpayment is negative)."""
+    stmt = (
+        select(col(LedgerEntry.currency), func.sum(col(LedgerEntry.amount_minor)))
+        .where(col(LedgerEntry.debtor_id) == debtor_id, col(LedgerEntry.invoice_id).is_(None))
+        .group_by(col(LedgerEntry.currency))
+    )
+    return {cur: int(total) for cur, total in (await session.execute(stmt)).all()}
+
+
+async def open_amount(session: AsyncSession, invoice_id: uuid.UUID) -> int:
+    stmt = select(func.coalesce(func.sum(col(LedgerEntry.amount_minor)), 0)).where(
+        col(LedgerEntry.invoice_id) == invoice_id
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def payable_invoices(session: AsyncSession, debtor_id: uuid.UUID, currency: str) -> list[Row[Any]]:
+    """The debtor's payable invoices in a currency with their open amount, oldest due first."""
+    sums = (
+        select(
+            col(LedgerEntry.invoice_id).label("invoice_id"),
+            func.sum(col(LedgerEntry.amount_minor)).label("open_minor"),
+        )
+        .where(col(LedgerEntry.debtor_id) == debtor_id, col(LedgerEntry.currency) == currency)
+        .group_by(col(LedgerEntry.invoice_id))
+        .subquery()
+    )
+    stmt = (
+        select(col(Invoice.id), col(Invoice.external_id), col(Invoice.due_date), sums.c.open_minor)
+        .join(sums, sums.c.invoice_id == col(Invoice.id))
+        .where(col(Invoice.status).in_(PAYABLE_STATUSES), sums.c.open_minor > 0)
+        .order_by(col(Invoice.due_date), col(Invoice.number))
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def entries_for_invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Sequence[LedgerEntry]:
+    stmt = (
+        select(LedgerEntry)
+        .where(col(LedgerEntry.invoice_id) == invoice_id)
+        .order_by(col(LedgerEntry.created_at), col(LedgerEntry.id))
+    )
+    return (await session.scalars(stmt)).all()
+
+
+async def count_credit_notes(session: AsyncSession, invoice_id: uuid.UUID) -> int:
+    stmt = select(func.count()).select_from(CreditNote).where(col(CreditNote.invoice_id) == invoice_id)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+def is_overdue(due: date, today: date) -> bool:
+    return due < today
+
+
+async def credit_note_exists(session: AsyncSession, number: str) -> bool:
+    stmt = select(col(CreditNote.id)).where(col(CreditNote.number) == number)
+    return (await session.execute(stmt)).first() is not None

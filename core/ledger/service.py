@@ -1,0 +1,404 @@
+"""Ledger logic: booking invoices, payments and credit notes, and balances derived from the entries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit
+from core.audit import Actor
+from core.base import new_id, table_of, utcnow
+from core.bulk import insert_rows
+from core.debtors import repository as debtor_repo
+from core.debtors.models import Debtor
+from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.invoices import repository as invoice_repo
+from core.invoices.models import PAYABLE_STATUSES, InvoiceStatus
+from core.ledger import repository as repo
+from core.ledger.models import SIGN, CreditNote, EntryKind, LedgerEntry, Payment
+from core.ledger.schemas import CreditNoteIn, PaymentIn
+from core.money import Money, parse_minor
+
+
+def entry_row(
+    *,
+    kind: EntryKind,
+    debtor_id: uuid.UUID,
+    amount_minor: int,
+    currency: str,
+    effective_date: date,
+    created_by: str,
+    invoice_id: uuid.UUID | None = None,
+    payment_id: uuid.UUID | None = None,
+    credit_note_id: uuid.UUID | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A ledger row; ``amount_minor`` is the positive size, the kind gives the sign."""
+    if amount_minor < 0:
+        raise ValueError("pass the unsigned amount; the entry kind carries the sign")
+    return {
+        "id": new_id(),
+        "debtor_id": debtor_id,
+        "invoice_id": invoice_id,
+        "payment_id": payment_id,
+        "credit_note_id": credit_note_id,
+        "kind": kind.value,
+        "amount_minor": SIGN[kind] * amount_minor,
+        "currency": currency,
+        "effective_date": effective_date,
+        "description": description,
+        "created_by": created_by,
+        "created_at": utcnow(),
+    }
+
+
+async def post(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
+    """Append entries. There is no update and no delete: corrections are new entries."""
+    return await insert_rows(session, table_of(LedgerEntry), rows)
+
+
+# --------------------------------------------------------------------------- balances
+
+
+@dataclass
+class InvoiceBalance:
+    external_id: str
+    number: str
+    status: str
+    issue_date: date
+    due_date: date
+    amount: Money
+    open: Money
+    fees_and_interest: Money
+    overdue: bool
+    days_overdue: int
+
+
+@dataclass
+class CurrencyBalance:
+    currency: str
+    open: int = 0
+    overdue: int = 0
+    fees_and_interest: int = 0
+    promised: int = 0
+    in_plan: int = 0
+    credit: int = 0  # unallocated money in the debtor's favour
+
+
+@dataclass
+class DebtorBalance:
+    currencies: dict[str, CurrencyBalance] = field(default_factory=dict)
+    invoices: list[InvoiceBalance] = field(default_factory=list)
+
+
+async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: date) -> DebtorBalance:
+    """Everything from the ledger: nothing here is stored, so it is always in step with the entries."""
+    out = DebtorBalance()
+
+    def cur(code: str) -> CurrencyBalance:
+        return out.currencies.setdefault(code, CurrencyBalance(code))
+
+    for row in await repo.invoice_sums(session, debtor_id):
+        open_minor = int(row.open_minor or 0)
+        fees = int(row.fees_minor or 0)
+        overdue = open_minor > 0 and repo.is_overdue(row.due_date, today)
+        bal = cur(row.currency)
+        bal.open += open_minor
+        bal.fees_and_interest += fees if open_minor > 0 else 0
+        if overdue:
+            bal.overdue += open_minor
+        out.invoices.append(
+            InvoiceBalance(
+                external_id=row.external_id,
+                number=row.number,
+                status=row.status,
+                issue_date=row.issue_date,
+                due_date=row.due_date,
+                amount=Money(int(row.amount_minor), row.currency),
+                open=Money(open_minor, row.currency),
+                fees_and_interest=Money(fees, row.currency),
+                overdue=overdue,
+                days_overdue=(today - row.due_date).days if overdue else 0,
+            )
+        )
+    for code, amount in (await repo.unallocated(session, debtor_id)).items():
+        bal = cur(code)
+        bal.open += amount
+        if amount < 0:
+            bal.credit += -amount
+    return out
+
+
+# --------------------------------------------------------------------------- payments
+
+
+@dataclass
+class Allocation:
+    invoice_external_id: str | None
+    amount: Money
+
+
+@dataclass
+class PaymentResult:
+    payment: Payment
+    allocations: list[Allocation]
+
+
+async def _locked_debtor(session: AsyncSession, external_id: str, loc: tuple[str, ...]) -> Debtor:
+    """Lock the debtor row: money operations on one debtor run one at a time."""
+    debtor = await debtor_repo.get_by_external_id(session, external_id, for_update=True)
+    if debtor is None:
+        raise InvalidInput(
+            f"unknown debtor {external_id!r}",
+            "unknown_debtor",
+            [FieldError(loc, f"unknown debtor {external_id!r}", "unknown_debtor")],
+        )
+    return debtor
+
+
+async def record_payment(
+    session: AsyncSession, data: PaymentIn, *, actor: Actor, today: date
+) -> PaymentResult:
+    debtor = await _locked_debtor(session, data.debtor_external_id, ("debtor_external_id",))
+    amount = parse_minor(data.amount, data.currency)
+    candidates = await repo.payable_invoices(session, debtor.id, data.currency)
+    if data.invoice_external_id is not None:
+        invoice = await invoice_repo.get_by_external_id(session, data.invoice_external_id)
+        if invoice is None or invoice.debtor_id != debtor.id:
+            raise InvalidInput(
+                "the invoice does not exist for this debtor",
+                "unknown_invoice",
+                [
+                    FieldError(
+                        ("invoice_external_id",),
+                        f"unknown invoice {data.invoice_external_id!r} for this debtor",
+                        "unknown_invoice",
+                    )
+                ],
+            )
+        if invoice.currency != data.currency:
+            raise InvalidInput(
+                "currency differs from the invoice",
+                "currency_mismatch",
+                [FieldError(("currency",), f"the invoice is in {invoice.currency}", "currency_mismatch")],
+            )
+        if invoice.status not in PAYABLE_STATUSES and invoice.status != InvoiceStatus.paid:
+            raise InvalidInput(
+                "the invoice cannot take payments",
+                "invoice_not_payable",
+                [
+                    FieldError(
+                        ("invoice_external_id",), f"the invoice is {invoice.status}", "invoice_not_payable"
+                    )
+                ],
+            )
+        candidates = [c for c in candidates if c.id == invoice.id]
+
+    payment = Payment(
+        debtor_id=debtor.id,
+        amount_minor=amount,
+        currency=data.currency,
+        method=data.method,
+        reference=data.reference,
+        received_on=data.received_on or today,
+        created_by=actor.label,
+    )
+    session.add(payment)
+    await session.flush()
+
+    rows: list[dict[str, Any]] = []
+    allocations: list[Allocation] = []
+    settled: list[uuid.UUID] = []
+    left = amount
+    for cand in candidates:
+        if left == 0:
+            break
+        take = min(left, int(cand.open_minor))
+        left -= take
+        if take == int(cand.open_minor):
+            settled.append(cand.id)
+        rows.append(
+            entry_row(
+                kind=EntryKind.payment,
+                debtor_id=debtor.id,
+                amount_minor=take,
+                currency=data.currency,
+                effective_date=payment.received_on,
+                created_by=actor.label,
+                invoice_id=cand.id,
+                payment_id=payment.id,
+                description=data.reference,
+            )
+        )
+        allocations.append(Allocation(cand.external_id, Money(take, data.currency)))
+    if left:
+        rows.append(
+            entry_row(
+                kind=EntryKind.payment,
+                debtor_id=debtor.id,
+                amount_minor=left,
+                currency=data.currency,
+                effective_date=payment.received_on,
+                created_by=actor.label,
+                payment_id=payment.id,
+                description="unallocated: credit on the debtor's account",
+            )
+        )
+        allocations.append(Allocation(None, Money(left, data.currency)))
+    await post(session, rows)
+    now = utcnow()
+    await invoice_repo.set_status(session, settled, InvoiceStatus.paid, now)
+    await audit.record(
+        session,
+        actor,
+        "payment.recorded",
+        "payment",
+        payment.id,
+        after={
+            "debtor": debtor.external_id,
+            "amount": Money(amount, data.currency).decimal_str,
+            "currency": data.currency,
+            "method": data.method,
+            "reference": data.reference,
+            "allocations": [
+                {"invoice": a.invoice_external_id, "amount": a.amount.decimal_str} for a in allocations
+            ],
+        },
+    )
+    ext_by_id = {c.id: c.external_id for c in candidates}
+    await audit.record_many(
+        session,
+        actor,
+        "invoice.paid",
+        "invoice",
+        (
+            (
+                ext_by_id[i],
+                {"status": "open"},
+                {"status": InvoiceStatus.paid.value, "payment_id": str(payment.id)},
+            )
+            for i in settled
+        ),
+    )
+    return PaymentResult(payment, allocations)
+
+
+async def record_credit_note(
+    session: AsyncSession, data: CreditNoteIn, *, actor: Actor, today: date
+) -> CreditNote:
+    invoice = await invoice_repo.get_by_external_id(session, data.invoice_external_id)
+    if invoice is None:
+        raise InvalidInput(
+            "unknown invoice",
+            "unknown_invoice",
+            [
+                FieldError(
+                    ("invoice_external_id",),
+                    f"unknown invoice {data.invoice_external_id!r}",
+                    "unknown_invoice",
+                )
+            ],
+        )
+    await debtor_repo.lock(session, invoice.debtor_id)  # serialise with payments on the same debtor
+    if invoice.currency != data.currency:
+        raise InvalidInput(
+            "currency differs from the invoice",
+            "currency_mismatch",
+            [FieldError(("currency",), f"the invoice is in {invoice.currency}", "currency_mismatch")],
+        )
+    if invoice.status not in PAYABLE_STATUSES:
+        raise InvalidInput(
+            "the invoice cannot be credited",
+            "invoice_not_creditable",
+            [
+                FieldError(
+                    ("invoice_external_id",), f"the invoice is {invoice.status}", "invoice_not_creditable"
+                )
+            ],
+        )
+    amount = parse_minor(data.amount, data.currency)
+    open_minor = await repo.open_amount(session, invoice.id)
+    if amount > open_minor:
+        raise InvalidInput(
+            "a credit note cannot exceed the open amount",
+            "credit_exceeds_open",
+            [
+                FieldError(
+                    ("amount",),
+                    f"at most {Money(open_minor, invoice.currency).decimal_str} is open",
+                    "exceeds_open",
+                )
+            ],
+        )
+    number = data.number or f"CN-{invoice.number}-{await repo.count_credit_notes(session, invoice.id) + 1}"
+    if await repo.credit_note_exists(session, number):
+        raise Conflict(
+            "credit note number already used",
+            "credit_note_exists",
+            [FieldError(("number",), f"credit note {number!r} already exists", "exists")],
+        )
+    note = CreditNote(
+        number=number,
+        invoice_id=invoice.id,
+        debtor_id=invoice.debtor_id,
+        amount_minor=amount,
+        currency=data.currency,
+        reason=data.reason,
+        issued_on=data.issued_on or today,
+        created_by=actor.label,
+    )
+    session.add(note)
+    await session.flush()
+    await post(
+        session,
+        [
+            entry_row(
+                kind=EntryKind.credit_note,
+                debtor_id=invoice.debtor_id,
+                amount_minor=amount,
+                currency=data.currency,
+                effective_date=note.issued_on,
+                created_by=actor.label,
+                invoice_id=invoice.id,
+                credit_note_id=note.id,
+                description=data.reason,
+            )
+        ],
+    )
+    await audit.record(
+        session,
+        actor,
+        "credit_note.issued",
+        "credit_note",
+        note.number,
+        after={
+            "invoice": invoice.external_id,
+            "amount": Money(amount, data.currency).decimal_str,
+            "currency": data.currency,
+            "reason": data.reason,
+        },
+    )
+    if amount == open_minor:
+        before = invoice.status
+        invoice.status = InvoiceStatus.paid
+        invoice.updated_at = utcnow()
+        await session.flush()
+        await audit.record(
+            session,
+            actor,
+            "invoice.settled",
+            "invoice",
+            invoice.external_id,
+            before={"status": before},
+            after={"status": invoice.status, "credit_note": note.number},
+        )
+    return note
+
+
+def not_found_invoice(external_id: str) -> NotFound:
+    return NotFound(f"invoice {external_id!r} does not exist", "invoice_not_found")

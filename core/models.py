@@ -1,0 +1,26 @@
+"""Imports every table so that SQLModel.metadata is complete (Alembic and tests use it)."""
+
+from sqlmodel import SQLModel
+
+from core.access.models import ApiKey, IdempotencyRecord
+from core.audit import AuditEvent
+from core.debtors.models import ContactPoint, Debtor
+from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
+from core.ledger.models import CreditNote, LedgerEntry, Payment
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "ContactPoint",
+    "CreditNote",
+    "Debtor",
+    "IdempotencyRecord",
+    "Invoice",
+    "InvoiceBatch",
+    "InvoiceDocument",
+    "LedgerEntry",
+    "Payment",
+    "metadata",
+]

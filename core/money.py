@@ -1,0 +1,127 @@
+"""Money: integer minor units plus an ISO 4217 currency. Never floats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+from core.errors import InvalidInput
+
+MAX_MINOR = 10**15  # guards against absurd amounts overflowing BIGINT sums
+
+
+@lru_cache(maxsize=1)
+def _currencies() -> frozenset[str]:
+    # babel knows historic codes too; keep the ones still in use (they have a precision entry).
+    return frozenset(list_currencies())
+
+
+def is_currency(code: str) -> bool:
+    return isinstance(code, str) and len(code) == 3 and code.isupper() and code in _currencies()
+
+
+@lru_cache(maxsize=512)
+def exponent(currency: str) -> int:
+    """Number of minor-unit digits for the currency (EUR 2, JPY 0, KWD 3)."""
+    return int(get_currency_precision(currency))
+
+
+class MoneyError(ValueError):
+    """A parse problem; ``code`` names which rule failed."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_currency(value: object) -> str:
+    if not isinstance(value, str) or not is_currency(value):
+        raise MoneyError(f"unknown currency {value!r}; use an ISO 4217 code such as EUR", "unknown_currency")
+    return value
+
+
+def parse_minor(value: object, currency: str, *, allow_zero: bool = False) -> int:
+    """Parse a decimal string ("12.50") into minor units for ``currency``.
+
+    Floats and ints are refused: amounts cross the API as strings so nothing is lost in binary.
+    """
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise MoneyError('amount must be a decimal string such as "12.50", not a number', "not_a_string")
+    text = value.strip()
+    if not text or text[0] == "+" or "e" in text.lower() or "_" in text or " " in text:
+        raise MoneyError(f"amount {value!r} is not a plain decimal string", "malformed")
+    try:
+        dec = Decimal(text)
+    except InvalidOperation:
+        raise MoneyError(f"amount {value!r} is not a decimal number", "malformed") from None
+    if not dec.is_finite():
+        raise MoneyError(f"amount {value!r} is not a decimal number", "malformed")
+    if dec < 0:
+        raise MoneyError("amount must not be negative", "negative")
+    digits = exponent(currency)
+    exp = dec.as_tuple().exponent
+    assert isinstance(exp, int)
+    if -exp > digits:
+        raise MoneyError(f"{currency} allows at most {digits} decimals", "too_many_decimals")
+    minor = int(dec.scaleb(digits))
+    if minor == 0 and not allow_zero:
+        raise MoneyError("amount must be greater than zero", "zero")
+    if minor >= MAX_MINOR:
+        raise MoneyError("amount is too large", "too_large")
+    return minor
+
+
+def format_minor(minor: int, currency: str) -> str:
+    """Minor units → the API's decimal string ("12.50", "-3.00", "1000" for JPY)."""
+    digits = exponent(currency)
+    sign = "-" if minor < 0 else ""
+    whole, frac = divmod(abs(minor), 10**digits)
+    return f"{sign}{whole}.{frac:0{digits}d}" if digits else f"{sign}{whole}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    minor: int
+    currency: str
+
+    @classmethod
+    def parse(cls, amount: object, currency: object) -> Money:
+        cur = parse_currency(currency)
+        return cls(parse_minor(amount, cur), cur)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(0, currency)
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise InvalidInput(f"cannot combine {self.currency} and {other.currency}", "currency_mismatch")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor + other.minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor - other.minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor, self.currency)
+
+    @property
+    def decimal_str(self) -> str:
+        return format_minor(self.minor, self.currency)
+
+    def as_api(self) -> dict[str, str]:
+        return {"amount": self.decimal_str, "currency": self.currency}
+
+    def format(self, locale: str = "en") -> str:
+        """Human text per locale with babel, e.g. '€1,234.50' (en) or '€ 1.234,50' (nl)."""
+        value = Decimal(self.minor).scaleb(-exponent(self.currency))
+        return str(format_currency(value, self.currency, locale=locale))
+
+    def __str__(self) -> str:
+        return f"{self.decimal_str} {self.currency}"

@@ -1,0 +1,76 @@
+"""The small protocols through which core talks to the outside (DESIGN.md).
+
+Only the composition roots (api/main.py, worker.py, cli.py) wire concrete adapters into them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def today(self) -> date: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def today(self) -> date:
+        return self.now().date()
+
+
+@dataclass
+class FixedClock:
+    """A clock that only moves when told to; used by tests, previews and demos."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        return self.current
+
+    def today(self) -> date:
+        return self.current.date()
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    channel: str
+    address: str
+    subject: str | None
+    body: str
+    attachments: list[tuple[str, bytes, str]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    provider_id: str | None
+    status: str = "sent"
+
+
+class MessageSender(Protocol):
+    """One delivery channel (email, SMS, Telegram, WhatsApp)."""
+
+    channel: str
+
+    async def send(self, message: OutboundMessage) -> SendResult: ...
+
+
+class PaymentProvider(Protocol):
+    """A PSP such as Mollie."""
+
+    async def create_payment(
+        self, *, amount_minor: int, currency: str, description: str, metadata: dict[str, Any], key: str
+    ) -> dict[str, Any]: ...
+
+    async def get_payment(self, provider_id: str) -> dict[str, Any]: ...
+
+
+class JobQueue(Protocol):
+    async def enqueue(self, name: str, *args: Any, job_id: str | None = None) -> None: ...

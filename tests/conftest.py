@@ -1,0 +1,114 @@
+"""Suite set-up: one database per run, built by the migrations; one rolled-back transaction per test."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from api.deps import Services
+from api.main import create_app
+from core import migrate
+from core.config import Settings
+from core.db import Database, make_engine
+from core.ports import FixedClock
+from tests import factories
+from tests.services import Backends, discover
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def backends(tmp_path_factory: pytest.TempPathFactory) -> Backends:
+    found = discover(tmp_path_factory.mktemp("db"))
+    migrate.upgrade(found.database_url)
+    return found
+
+
+@pytest.fixture(scope="session")
+def settings(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=backends.database_url,
+        redis_url=backends.redis_url,
+        DUEBOT_SECRET_KEY="test-secret-key",  # type: ignore[arg-type]
+        DUEBOT_VAR_DIR=tmp_path_factory.mktemp("var"),  # type: ignore[arg-type]
+        DUEBOT_BATCH_MAX_INVOICES=50,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[object]:
+    eng = make_engine(settings.database_url)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture
+async def db(engine: object) -> AsyncIterator[Database]:
+    """A Database whose sessions live in one outer transaction that is rolled back after the test."""
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    assert isinstance(engine, AsyncEngine)
+    async with engine.connect() as conn:
+        outer = await conn.begin()
+        try:
+            yield Database.bound_to(conn)
+        finally:
+            await outer.rollback()
+
+
+@pytest.fixture
+async def session(db: Database) -> AsyncIterator[object]:
+    async with db.sessionmaker() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    if settings.redis_url:
+        client: Redis = Redis.from_url(settings.redis_url)
+        await client.flushdb()
+    else:
+        from fakeredis import FakeAsyncRedis
+
+        client = FakeAsyncRedis()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def services(settings: Settings, db: Database, redis: Redis, clock: FixedClock) -> Services:
+    return Services(settings=settings, db=db, redis=redis, clock=clock)
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(services=services)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://duebot.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def api_key(db: Database) -> str:
+    return await factories.api_key(db, scopes=["*"])
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

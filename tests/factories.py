@@ -1,0 +1,67 @@
+"""Plain async factory functions. Each commits its own unit inside the test's outer transaction."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+from typing import Any
+
+from core.access import service as access
+from core.audit import Actor
+from core.db import Database
+from core.debtors import service as debtors
+from core.debtors.schemas import DebtorIn
+from core.invoices import intake
+from core.invoices import service as invoices
+from core.invoices.intake import NewInvoice
+from core.invoices.models import InvoiceBatch
+
+TEST_ACTOR = Actor("test", "factory")
+_seq = itertools.count(1)
+
+
+async def api_key(db: Database, scopes: list[str], name: str = "test") -> str:
+    async with db.session_scope() as s:
+        token, _ = await access.create_key(s, name, scopes, TEST_ACTOR)
+    return token
+
+
+async def debtor(db: Database, external_id: str | None = None, **fields: Any) -> str:
+    external_id = external_id or f"D-{next(_seq)}"
+    data = {"name": f"Debtor {external_id}", "email": f"{external_id.lower()}@example.com", **fields}
+    async with db.session_scope() as s:
+        await debtors.upsert(s, external_id, DebtorIn(**data), TEST_ACTOR)
+    return external_id
+
+
+def invoice_row(debtor_external_id: str, **over: Any) -> NewInvoice:
+    n = next(_seq)
+    values: dict[str, Any] = {
+        "external_id": f"INV-{n}",
+        "debtor_external_id": debtor_external_id,
+        "number": f"2026-{n:05d}",
+        "issue_date": date(2026, 10, 1),
+        "due_date": date(2026, 10, 31),
+        "currency": "EUR",
+        "amount_minor": 10_000,
+        **over,
+    }
+    return NewInvoice(**values)
+
+
+async def batch(db: Database, rows: list[NewInvoice], *, approve: bool = True) -> InvoiceBatch:
+    async with db.session_scope() as s:
+        result = await intake.create_batch(s, rows, actor=TEST_ACTOR, source="test", max_items=10_000)
+        if approve:
+            await invoices.approve(s, result.batch.id, actor=TEST_ACTOR)
+    return result.batch
+
+
+async def invoice(db: Database, debtor_external_id: str, *, approve: bool = True, **over: Any) -> str:
+    row = invoice_row(debtor_external_id, **over)
+    await batch(db, [row], approve=approve)
+    return row.external_id
+
+
+def days(n: int) -> timedelta:
+    return timedelta(days=n)
