@@ -1,1 +1,261 @@
-def main() -> None: ...
+"""`duebot` commands: run (all-in-one dev), serve, migrate, import, api-key, batch, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from core import migrate
+from core.audit import Actor
+from core.config import Settings
+from core.db import Database
+from core.errors import DomainError
+from core.logging import configure as configure_logging
+
+T = TypeVar("T")
+CLI = Actor("cli", "operator")
+
+
+def _with_db(settings: Settings, fn: Callable[[Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = Database.from_url(settings.database_url)
+        try:
+            return await fn(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(main())
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.downgrade:
+        migrate.downgrade(settings.database_url, args.downgrade)
+        print(f"downgraded {_safe_url(settings)} to {args.downgrade}")
+    else:
+        migrate.upgrade(settings.database_url, args.revision)
+        print(f"migrated {_safe_url(settings)} to {args.revision}")
+    return 0
+
+
+def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
+    from core.invoices.csv_import import import_file
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: {path} is not a file", file=sys.stderr)
+        return 2
+
+    async def run(db: Database) -> int:
+        try:
+            async with db.session_scope() as session:
+                result = await import_file(session, path, actor=CLI, max_rows=settings.csv_max_rows)
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            for err in exc.errors:
+                where = f"line {err.line}, " if err.line else ""
+                print(f"  {where}column {'.'.join(map(str, err.loc))}: {err.message}", file=sys.stderr)
+            return 1
+        b = result.batch
+        totals = ", ".join(f"{_fmt(v, k)} {k}" for k, v in sorted(b.totals.items()))
+        if result.created:
+            print(f"imported {b.count} invoices ({totals}) as batch {b.id}, waiting for approval")
+            print(f"approve with: duebot batch approve {b.id}")
+        else:
+            print(f"already imported as batch {b.id} ({b.status}); nothing changed")
+        return 0
+
+    return _with_db(settings, run)
+
+
+def _fmt(minor: int, currency: str) -> str:
+    from core.money import format_minor
+
+    return format_minor(int(minor), currency)
+
+
+def cmd_api_key(settings: Settings, args: argparse.Namespace) -> int:
+    from core.access import service as access
+
+    async def run(db: Database) -> int:
+        async with db.session_scope() as session:
+            if args.action == "create":
+                token, key = await access.create_key(session, args.name, args.scope or [], CLI)
+                print(token)
+                print(
+                    f"# key {key.prefix} ({', '.join(key.scopes)}): shown once, store it now", file=sys.stderr
+                )
+            elif args.action == "list":
+                for key in await access.list_keys(session):
+                    state = "revoked" if key.revoked_at else "active"
+                    print(
+                        f"{key.prefix}\t{state}\t{key.name}\t{','.join(key.scopes)}\t{key.created_at:%Y-%m-%d}"
+                    )
+            elif not await access.revoke(session, args.prefix, CLI):
+                print(f"no active key {args.prefix}", file=sys.stderr)
+                return 1
+        return 0
+
+    try:
+        return _with_db(settings, run)
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
+    from core.invoices import service as invoices
+
+    async def run(db: Database) -> int:
+        async with db.session_scope() as session:
+            fn = invoices.approve if args.action == "approve" else invoices.reject
+            batch = await fn(session, uuid.UUID(args.batch_id), actor=CLI, note=args.note)
+        print(f"batch {batch.id}: {batch.status} ({batch.count} invoices)")
+        return 0
+
+    try:
+        return _with_db(settings, run)
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def cmd_demo(settings: Settings, _: argparse.Namespace) -> int:
+    seeded = _with_db(settings, _seed_demo)
+    print("demo data seeded" if seeded else "demo data already present")
+    return 0
+
+
+async def _seed_demo(db: Database) -> bool:
+    from core.demo import seed
+    from core.ports import SystemClock
+
+    async with db.session_scope() as session:
+        return await seed(session, SystemClock().today())
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings.ensure_secret_key()
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """All-in-one: migrate, seed the demo once, then serve with a demo API key printed."""
+    import uvicorn
+
+    from api.main import create_app
+
+    settings.ensure_secret_key()
+    migrate.upgrade(settings.database_url)
+    seeded = _with_db(settings, _seed_demo)
+    key = _with_db(settings, lambda db: _demo_key(db, settings))
+    base = f"http://{args.host}:{args.port}"
+    print(
+        f"\nduebot is starting on {_safe_url(settings)} ({'demo data seeded' if seeded else 'existing data'})\n"
+        f"  API docs     {base}/docs\n"
+        f"  health       {base}/healthz   readiness {base}/readyz   metrics {base}/metrics\n"
+        f"  demo API key {key}\n"
+        f"  try:         curl -H 'Authorization: Bearer {key}' {base}/api/v1/debtors/DEMO-1\n",
+        flush=True,
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+async def _demo_key(db: Database, settings: Settings) -> str:
+    """A full-scope key for the local demo, kept in var/ so that restarts print the same one."""
+    from core.access import service as access
+
+    path = settings.var_dir / "demo_api_key"
+    if path.exists():
+        token = path.read_text().strip()
+        async with db.sessionmaker() as session:
+            if await access.authenticate(session, token) is not None:
+                return token
+    async with db.session_scope() as session:
+        token, _ = await access.create_key(session, "demo (make run)", ["*"], CLI)
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(token)
+    path.chmod(0o600)
+    return token
+
+
+def _safe_url(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="duebot", description="duebot: accounts-receivable assistant")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    for name, helptext in (("run", "all-in-one development server"), ("serve", "the API (uvicorn)")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("--host", default="127.0.0.1")
+        s.add_argument("--port", type=int, default=8000)
+        if name == "serve":
+            s.add_argument("--workers", type=int, default=1)
+
+    m = sub.add_parser("migrate", help="apply the database migrations")
+    m.add_argument("--revision", default="head")
+    m.add_argument("--downgrade", metavar="REVISION", help="downgrade instead (e.g. base)")
+
+    i = sub.add_parser("import", help="import invoices from a CSV file as one batch")
+    i.add_argument("file")
+
+    k = sub.add_parser("api-key", help="manage API keys")
+    ksub = k.add_subparsers(dest="action", required=True)
+    kc = ksub.add_parser("create", help="create a key; it is printed once")
+    kc.add_argument("--scope", action="append", help="repeatable; '*' for all")
+    kc.add_argument("--name", default="erp")
+    ksub.add_parser("list")
+    kr = ksub.add_parser("revoke")
+    kr.add_argument("prefix")
+
+    b = sub.add_parser("batch", help="approve or reject an invoice batch")
+    bsub = b.add_subparsers(dest="action", required=True)
+    for action in ("approve", "reject"):
+        ba = bsub.add_parser(action)
+        ba.add_argument("batch_id")
+        ba.add_argument("--note")
+
+    sub.add_parser("demo", help="seed the demo data (once)")
+    return p
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "run": cmd_run,
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "import": cmd_import,
+    "api-key": cmd_api_key,
+    "batch": cmd_batch,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    settings = Settings()
+    configure_logging(settings.log_level)
+    sys.exit(COMMANDS[args.command](settings, args))
+
+
+if __name__ == "__main__":
+    main()

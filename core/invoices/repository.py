@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -57,9 +57,9 @@ EXISTING_COLUMNS = (
 
 async def existing_by_keys(
     session: AsyncSession, external_ids: Sequence[str], numbers: Sequence[str]
-) -> list[Row[Any]]:
+) -> list[Any]:
     """Invoices whose external id or number is among the given ones."""
-    out: dict[object, Row[Any]] = {}
+    out: dict[object, Any] = {}
     for start in range(0, max(len(external_ids), len(numbers)), CHUNK):
         ext_chunk = external_ids[start : start + CHUNK]
         num_chunk = numbers[start : start + CHUNK]
@@ -71,7 +71,7 @@ async def existing_by_keys(
     return list(out.values())
 
 
-async def batch_rows(session: AsyncSession, batch_id: uuid.UUID) -> list[Row[Any]]:
+async def batch_rows(session: AsyncSession, batch_id: uuid.UUID) -> list[Any]:
     stmt = select(
         col(Invoice.id),
         col(Invoice.external_id),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Row, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -20,7 +20,7 @@ _fees = case(
 )
 
 
-async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Row[Any]]:
+async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]:
     """Per invoice of the debtor (booked ones only): open amount and fees+interest, with its facts."""
     sums = (
         select(
@@ -68,7 +68,7 @@ async def open_amount(session: AsyncSession, invoice_id: uuid.UUID) -> int:
     return int((await session.execute(stmt)).scalar_one())
 
 
-async def payable_invoices(session: AsyncSession, debtor_id: uuid.UUID, currency: str) -> list[Row[Any]]:
+async def payable_invoices(session: AsyncSession, debtor_id: uuid.UUID, currency: str) -> list[Any]:
     """The debtor's payable invoices in a currency with their open amount, oldest due first."""
     sums = (
         select(
