@@ -154,6 +154,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, _: argparse.Namespace) -> int:
+    import worker
+
+    worker.run()
+    return 0
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """All-in-one: migrate, seed the demo once, then serve with a demo API key printed."""
     import uvicorn
@@ -236,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         ba.add_argument("--note")
 
     sub.add_parser("demo", help="seed the demo data (once)")
+    sub.add_parser("worker", help="the arq worker (needs REDIS_URL)")
     return p
 
 
@@ -247,6 +255,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "api-key": cmd_api_key,
     "batch": cmd_batch,
     "demo": cmd_demo,
+    "worker": cmd_worker,
 }
 
 

@@ -9,12 +9,20 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _root() -> Path:
+    """The folder holding alembic.ini and migrations/: the source tree, or the working directory
+    of an installed copy (the Docker image keeps them in /app)."""
+    for candidate in (Path(__file__).resolve().parent.parent, Path.cwd()):
+        if (candidate / "alembic.ini").is_file() and (candidate / "migrations").is_dir():
+            return candidate
+    raise RuntimeError("alembic.ini and migrations/ not found; run duebot from the project folder")
 
 
 def alembic_config(url: str | None = None) -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(ROOT / "migrations"))
+    root = _root()
+    cfg = Config(str(root / "alembic.ini"))
+    cfg.set_main_option("script_location", str(root / "migrations"))
     if url is not None:
         cfg.attributes["url"] = url
     return cfg

@@ -82,6 +82,22 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
+async def arq_pool(settings: Settings) -> AsyncIterator[object]:
+    """A connection pool of its own for arq (a Worker closes its pool when it stops)."""
+    import worker
+
+    if settings.redis_url:
+        from arq import ArqRedis
+        from redis.asyncio import ConnectionPool
+
+        pool = ArqRedis(connection_pool=ConnectionPool.from_url(settings.redis_url))
+    else:
+        pool = worker.embedded_redis_pool()
+    yield pool
+    await pool.aclose()
+
+
+@pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(NOW)
 

@@ -7,8 +7,9 @@ import secrets
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -148,3 +149,11 @@ async def complete(session: AsyncSession, rec: IdempotencyRecord, status_code: i
     rec.status_code = status_code
     rec.response_body = body
     await session.flush()
+
+
+async def purge_idempotency(session: AsyncSession, older_than: datetime) -> int:
+    """Forget Idempotency-Keys older than the retention window; returns how many were removed."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < older_than)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,61 @@
+"""The real arq Worker, in burst mode, on the suite's Redis."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from arq import ArqRedis
+from arq.worker import Worker
+from sqlalchemy import func, select
+from sqlmodel import col
+
+import worker
+from core.access.models import IdempotencyRecord
+from core.access.service import claim, complete
+from core.config import Settings
+from core.db import Database
+from core.ports import FixedClock
+from tests import factories
+from tests.conftest import NOW
+
+
+async def test_purge_job_forgets_only_expired_idempotency_keys(
+    db: Database, arq_pool: ArqRedis, settings: Settings, clock: FixedClock
+) -> None:
+    await factories.api_key(db, scopes=["*"])
+    async with db.session_scope() as s:
+        from core.access.service import list_keys
+
+        key = (await list_keys(s))[0]
+        old = await claim(s, key.id, "old", "POST", "/x", "h1")
+        new = await claim(s, key.id, "new", "POST", "/x", "h2")
+        assert old is not None and new is not None
+        await complete(s, old, 201, "{}")
+        await complete(s, new, 201, "{}")
+        old.created_at = NOW - timedelta(hours=settings.idempotency_ttl_hours + 1)
+        new.created_at = NOW - timedelta(hours=1)
+
+    pool = arq_pool
+    job = await pool.enqueue_job("purge_idempotency_keys")
+    assert job is not None
+    ctx = {"settings": settings, "db": db, "clock": clock, "owns_db": False}
+    w = Worker(
+        functions=[worker.purge_idempotency_keys],
+        redis_pool=pool,
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+        on_startup=worker.startup,
+        on_shutdown=worker.shutdown,
+        ctx=ctx,
+    )
+    try:
+        await w.main()
+        assert await job.result(timeout=5) == 1
+    finally:
+        await w.close()
+
+    async with db.sessionmaker() as s:
+        keys = (await s.execute(select(col(IdempotencyRecord.key)))).scalars().all()
+        assert keys == ["new"]
+        assert (await s.execute(select(func.count()).select_from(IdempotencyRecord))).scalar_one() == 1

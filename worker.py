@@ -1,0 +1,82 @@
+"""arq worker: the WorkerSettings and thin job wrappers around core services.
+
+Run with `duebot worker` (or `arq worker.WorkerSettings`). Every job is idempotent: arq may run a
+job more than once, so each one is safe to repeat.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from arq import cron
+from arq.connections import RedisSettings
+
+from core.access import service as access
+from core.config import Settings
+from core.db import Database
+from core.logging import configure as configure_logging
+from core.ports import SystemClock
+
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx.get("settings") or Settings()
+    ctx["settings"] = settings
+    ctx.setdefault("db", Database.from_url(settings.database_url))
+    ctx.setdefault("clock", SystemClock())
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if ctx.pop("owns_db", True):
+        await ctx["db"].dispose()
+
+
+async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
+    """Drop Idempotency-Key records past DUEBOT_IDEMPOTENCY_TTL_HOURS (hourly)."""
+    settings: Settings = ctx["settings"]
+    db: Database = ctx["db"]
+    cutoff = ctx["clock"].now() - timedelta(hours=settings.idempotency_ttl_hours)
+    async with db.session_scope() as session:
+        return await access.purge_idempotency(session, cutoff)
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS)
+
+
+class WorkerSettings:
+    functions = [purge_idempotency_keys]
+    cron_jobs = [cron(purge_idempotency_keys, minute={17}, unique=True)]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = redis_settings(Settings())
+    max_tries = 5
+    health_check_interval = 60
+
+
+def run() -> None:
+    from arq.worker import run_worker
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if not settings.redis_url:
+        raise SystemExit("duebot worker needs REDIS_URL (make run starts an in-process worker instead)")
+    run_worker(WorkerSettings)  # type: ignore[arg-type]
+
+
+def embedded_redis_pool() -> Any:
+    """An ArqRedis on an in-process fakeredis (make run, tests without Redis).
+
+    fakeredis lacks INFO, which arq's Worker.main() calls only to log server facts: skip that call.
+    """
+    import arq.worker
+    from arq import ArqRedis
+    from fakeredis import FakeAsyncRedis
+
+    async def _no_info(*_: Any, **__: Any) -> None:
+        return None
+
+    arq.worker.log_redis_info = _no_info  # type: ignore[assignment]
+    return ArqRedis(connection_pool=FakeAsyncRedis().connection_pool)
