@@ -41,6 +41,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
+            # Deferred: in WAL mode readers never wait for a writer (health checks stay fast).
             conn.exec_driver_sql("BEGIN")
 
         return engine

@@ -80,7 +80,13 @@ async def payable_invoices(session: AsyncSession, debtor_id: uuid.UUID, currency
         .subquery()
     )
     stmt = (
-        select(col(Invoice.id), col(Invoice.external_id), col(Invoice.due_date), sums.c.open_minor)
+        select(
+            col(Invoice.id),
+            col(Invoice.external_id),
+            col(Invoice.status),
+            col(Invoice.due_date),
+            sums.c.open_minor,
+        )
         .join(sums, sums.c.invoice_id == col(Invoice.id))
         .where(col(Invoice.status).in_(PAYABLE_STATUSES), sums.c.open_minor > 0)
         .order_by(col(Invoice.due_date), col(Invoice.number))

@@ -270,7 +270,7 @@ async def record_payment(
             ],
         },
     )
-    ext_by_id = {c.id: c.external_id for c in candidates}
+    by_id = {c.id: c for c in candidates}
     await audit.record_many(
         session,
         actor,
@@ -278,8 +278,8 @@ async def record_payment(
         "invoice",
         (
             (
-                ext_by_id[i],
-                {"status": "open"},
+                by_id[i].external_id,
+                {"status": by_id[i].status},
                 {"status": InvoiceStatus.paid.value, "payment_id": str(payment.id)},
             )
             for i in settled
