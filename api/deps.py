@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
@@ -14,7 +15,7 @@ from core.access.models import ApiKey
 from core.audit import Actor
 from core.config import Settings
 from core.db import Database
-from core.errors import DomainError, Forbidden, Unauthorized
+from core.errors import DomainError, FieldError, Forbidden, InvalidInput, Unauthorized
 from core.ports import Clock
 
 
@@ -74,3 +75,44 @@ async def require_json(request: Request) -> None:
         raise UnsupportedMediaType(
             f"send the body as application/json, not {ctype or 'an unnamed type'}", "unsupported_media_type"
         )
+
+
+def _nul_at(value: Any, loc: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """The location of the first string holding a NUL character, if any."""
+    if isinstance(value, str):
+        return loc if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if (found := _nul_at(k, (*loc, k)) or _nul_at(v, (*loc, k))) is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            if (found := _nul_at(v, (*loc, i))) is not None:
+                return found
+    return None
+
+
+def _nul_error(loc: tuple[str | int, ...]) -> InvalidInput:
+    return InvalidInput(
+        "text must not contain NUL characters; nothing was changed",
+        "invalid_input",
+        [FieldError(loc or ("body",), "must not contain NUL (\\u0000) characters", "nul_character")],
+    )
+
+
+async def refuse_nul(request: Request) -> None:
+    """PostgreSQL cannot store NUL in text: refuse it in the query or a JSON body as bad input."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise _nul_error((name,))
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return
+    body = await request.body()
+    if b"\\u0000" not in body:  # JSON can carry NUL only as this escape
+        return
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return  # the malformed body gets its own answer
+    if (loc := _nul_at(data)) is not None:
+        raise _nul_error(loc)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from api import problems
-from api.deps import Services, require_json
+from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import debtors, health, invoices, ledger
 from core.config import Settings
@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json)])
+    v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json), Depends(refuse_nul)])
     v1.include_router(debtors.router)
     v1.include_router(invoices.router)
     v1.include_router(ledger.router)

@@ -27,6 +27,30 @@ class Metrics:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+def route_template(scope: Scope) -> str:
+    """The matched route's full path template, such as ``/api/v1/invoices/{external_id}``.
+
+    Recent FastAPI versions leave the route of an included router in the scope without the
+    include prefixes (``/invoices/{external_id}``), so the prefix is taken from the request path
+    in front of the part the route matched.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    if not isinstance(template, str):
+        return "unmatched"
+    regex = getattr(route, "path_regex", None)
+    path = str(scope.get("path", ""))
+    root = str(scope.get("root_path", ""))
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    if regex is None or regex.match(path):
+        return template
+    for i, char in enumerate(path):
+        if char == "/" and i > 0 and regex.match(path[i:]):
+            return path[:i] + template
+    return template
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware (no per-request task or body buffering)."""
 
@@ -50,8 +74,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", "unmatched")
+            template = route_template(scope)
             method = scope.get("method", "GET")
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)
