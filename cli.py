@@ -113,7 +113,7 @@ def cmd_batch(settings: Settings, args: argparse.Namespace) -> int:
     async def run(db: Database) -> int:
         async with db.session_scope() as session:
             fn = invoices.approve if args.action == "approve" else invoices.reject
-            batch = await fn(session, uuid.UUID(args.batch_id), actor=CLI, note=args.note)
+            batch = await fn(session, args.batch_id, actor=CLI, note=args.note)
         print(f"batch {batch.id}: {batch.status} ({batch.count} invoices)")
         return 0
 
@@ -239,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     bsub = b.add_subparsers(dest="action", required=True)
     for action in ("approve", "reject"):
         ba = bsub.add_parser(action)
-        ba.add_argument("batch_id")
+        ba.add_argument("batch_id", type=uuid.UUID, help="the id printed by `duebot import`")
         ba.add_argument("--note")
 
     sub.add_parser("demo", help="seed the demo data (once)")

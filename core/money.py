@@ -50,8 +50,15 @@ def parse_minor(value: object, currency: str, *, allow_zero: bool = False) -> in
     """
     if isinstance(value, bool) or not isinstance(value, str):
         raise MoneyError('amount must be a decimal string such as "12.50", not a number', "not_a_string")
-    text = value.strip()
-    if not text or text[0] == "+" or "e" in text.lower() or "_" in text or " " in text:
+    text = value
+    if (
+        not text
+        or text != text.strip()
+        or text[0] == "+"
+        or "e" in text.lower()
+        or "_" in text
+        or " " in text
+    ):
         raise MoneyError(f"amount {value!r} is not a plain decimal string", "malformed")
     try:
         dec = Decimal(text)

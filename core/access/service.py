@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -87,15 +87,25 @@ async def list_keys(session: AsyncSession) -> Sequence[ApiKey]:
 
 
 async def revoke(session: AsyncSession, prefix: str, actor: Actor) -> bool:
-    result = await session.execute(
-        update(ApiKey)
-        .where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
+    stmt = (
+        select(ApiKey).where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None)).with_for_update()
     )
-    changed = bool(getattr(result, "rowcount", 0))
-    if changed:
-        await audit.record(session, actor, "api_key.revoked", "api_key", prefix)
-    return changed
+    key = (await session.scalars(stmt)).first()
+    if key is None:
+        return False
+    key.revoked_at = utcnow()
+    await session.flush()
+    # Under the key's id, like api_key.created, so that one key has one trail.
+    await audit.record(
+        session,
+        actor,
+        "api_key.revoked",
+        "api_key",
+        key.id,
+        before={"prefix": prefix, "revoked_at": None},
+        after={"prefix": prefix, "revoked_at": key.revoked_at.isoformat()},
+    )
+    return True
 
 
 # --------------------------------------------------------------------------- idempotency

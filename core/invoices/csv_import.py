@@ -39,11 +39,25 @@ class ImportRefused(DomainError):
     status = 422
 
 
-def _records(reader: csv.DictReader[str]) -> Iterator[tuple[int, dict[str, str | None]]]:
-    start = reader.line_num + 1
-    for record in reader:
-        yield start, record
-        start = reader.line_num + 1
+def _records(
+    stream: IO[str], header: list[str], delimiter: str
+) -> Iterator[tuple[int, dict[str, str | None]]]:
+    """(file line the record starts on, cells by column) after the header line.
+
+    csv.reader counts the lines it consumed (quoted newlines included) and, unlike DictReader,
+    hands blank lines back as [] instead of skipping them, so every start line stays exact.
+    """
+    reader = csv.reader(stream, delimiter=delimiter)
+    start = 2  # the header was line 1
+    for cells in reader:
+        record: dict[str, str | None] = {
+            name: (cells[i] if i < len(cells) else None) for i, name in enumerate(header)
+        }
+        if len(cells) > len(header):
+            record["__extra__"] = str(len(cells) - len(header))  # how many cells too many
+        if cells:
+            yield start, record
+        start = reader.line_num + 2
 
 
 def parse(stream: IO[str], base_dir: Path | None = None, *, max_rows: int = 1_000_000) -> ParsedFile:
@@ -68,9 +82,7 @@ def parse(stream: IO[str], base_dir: Path | None = None, *, max_rows: int = 1_00
     if out.errors:
         return out
 
-    reader = csv.DictReader(stream, fieldnames=header, delimiter=delimiter, restkey="__extra__")
-    reader.line_num = 1
-    for line, record in _records(reader):
+    for line, record in _records(stream, header, delimiter):
         if not any((v or "").strip() for k, v in record.items() if k != "__extra__"):
             continue  # blank line
         if len(out.rows) + len(out.errors) >= max_rows:
