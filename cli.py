@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
 from core import migrate
 from core.audit import Actor
 from core.config import Settings
@@ -263,7 +265,15 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
-    sys.exit(COMMANDS[args.command](settings, args))
+    try:
+        code = COMMANDS[args.command](settings, args)
+    except (OperationalError, ProgrammingError) as exc:
+        if "no such table" in str(exc) or "does not exist" in str(exc):
+            print("error: the database has no duebot schema yet; run `duebot migrate` first", file=sys.stderr)
+            code = 2
+        else:
+            raise
+    sys.exit(code)
 
 
 if __name__ == "__main__":

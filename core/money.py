@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.core import get_global
+from babel.numbers import format_currency, get_currency_precision, get_territory_currencies
 
 from core.errors import InvalidInput
 
@@ -15,8 +17,15 @@ MAX_MINOR = 10**15  # guards against absurd amounts overflowing BIGINT sums
 
 @lru_cache(maxsize=1)
 def _currencies() -> frozenset[str]:
-    # babel knows historic codes too; keep the ones still in use (they have a precision entry).
-    return frozenset(list_currencies())
+    """ISO 4217 codes that are legal tender somewhere today (CLDR via babel).
+
+    Withdrawn codes (DEM, NLG), funds and metals (XAU) and the test code XXX are not money we invoice in.
+    """
+    today = date.today()
+    codes: set[str] = set()
+    for territory in get_global("territory_currencies"):
+        codes.update(get_territory_currencies(territory, today, tender=True))
+    return frozenset(codes)
 
 
 def is_currency(code: str) -> bool:

@@ -82,10 +82,12 @@ def parse(stream: IO[str], base_dir: Path | None = None, *, max_rows: int = 1_00
     if out.errors:
         return out
 
+    seen = 0
     for line, record in _records(stream, header, delimiter):
         if not any((v or "").strip() for k, v in record.items() if k != "__extra__"):
             continue  # blank line
-        if len(out.rows) + len(out.errors) >= max_rows:
+        seen += 1
+        if seen > max_rows:
             out.errors.append(
                 FieldError(("file",), f"more than {max_rows} rows; split the file", "too_many_rows", line)
             )

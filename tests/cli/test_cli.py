@@ -278,3 +278,11 @@ def test_batch_commands_refuse_unknown_or_malformed_ids(cli: Duebot) -> None:
     assert malformed.returncode == 2
     assert "Traceback" not in malformed.stderr
     assert "not-a-batch-id" in malformed.stderr
+
+
+def test_commands_before_migrate_say_so(tmp_path: Path) -> None:
+    fresh = Duebot(tmp_path)
+    done = fresh("api-key", "list")
+    assert done.returncode == 2
+    assert "run `duebot migrate` first" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -316,6 +316,14 @@ def test_parse_counts_rows_against_the_limit() -> None:
     assert [(e.line, e.code) for e in parsed.errors] == [(5, "too_many_rows")]
 
 
+def test_the_row_limit_counts_rows_not_errors() -> None:
+    bad = "INV-{n},D-1,N-{n},2026-10-01,2026-09-01,1.00,EUX,"  # two errors on each row
+    lines = [HEADER] + [bad.format(n=n) for n in range(1, 4)]
+    parsed = csv_import.parse(io.StringIO("\n".join(lines) + "\n"), max_rows=3)
+    assert "too_many_rows" not in {e.code for e in parsed.errors}
+    assert sorted({e.line for e in parsed.errors}) == [2, 3, 4]
+
+
 def test_parse_turns_cells_into_validated_rows() -> None:
     lines = [HEADER + ",pdf_path", row(1, "D-1", " 12.50 ", " EUR ") + ","]
     parsed = csv_import.parse(io.StringIO("\n".join(lines)))

@@ -108,7 +108,9 @@ def test_zero_is_allowed_only_when_asked() -> None:
     assert parse_minor("0.00", "EUR", allow_zero=True) == 0
 
 
-@pytest.mark.parametrize("code", ["EUX", "eur", "Eur", "EURO", "EU", "", " EUR", 978, None])
+@pytest.mark.parametrize(
+    "code", ["EUX", "eur", "Eur", "EURO", "EU", "", " EUR", 978, None, "DEM", "NLG", "XAU", "XXX"]
+)
 def test_unknown_currencies_are_refused(code: object) -> None:
     assert not is_currency(code)  # type: ignore[arg-type]
     with pytest.raises(MoneyError) as exc:
