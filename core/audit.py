@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from core.base import JSONType, created_field, id_field, new_id, table_of, utcnow
-from core.bulk import insert_rows
+from core.bulk import copy_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,21 @@ class AuditEvent(SQLModel, table=True):
     __table_args__ = (Index("ix_audit_events_entity", "entity", "entity_id", "at"),)
 
 
-def _row(
+COLUMNS = (
+    "id",
+    "at",
+    "actor_type",
+    "actor_id",
+    "actor_name",
+    "action",
+    "entity",
+    "entity_id",
+    "before",
+    "after",
+)
+
+
+def _record(
     actor: Actor,
     action: str,
     entity: str,
@@ -57,19 +71,19 @@ def _row(
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any] | None,
     at: datetime,
-) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "at": at,
-        "actor_type": actor.type,
-        "actor_id": actor.id,
-        "actor_name": actor.name,
-        "action": action,
-        "entity": entity,
-        "entity_id": str(entity_id),
-        "before": dict(before) if before is not None else None,
-        "after": dict(after) if after is not None else None,
-    }
+) -> tuple[Any, ...]:
+    return (
+        new_id(),
+        at,
+        actor.type,
+        actor.id,
+        actor.name,
+        action,
+        entity,
+        str(entity_id),
+        dict(before) if before is not None else None,
+        dict(after) if after is not None else None,
+    )
 
 
 async def record(
@@ -82,10 +96,8 @@ async def record(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
 ) -> None:
-    await session.execute(
-        insert(table_of(AuditEvent)),
-        [_row(actor, action, entity, entity_id, before, after, utcnow())],
-    )
+    values = _record(actor, action, entity, entity_id, before, after, utcnow())
+    await session.execute(insert(table_of(AuditEvent)), [dict(zip(COLUMNS, values, strict=True))])
 
 
 async def record_many(
@@ -95,10 +107,10 @@ async def record_many(
     entity: str,
     items: Iterable[tuple[object, Mapping[str, Any] | None, Mapping[str, Any] | None]],
 ) -> int:
-    """One event per (entity_id, before, after), written in one statement."""
+    """One event per (entity_id, before, after), written in one bulk statement."""
     at = utcnow()
-    rows = [_row(actor, action, entity, eid, before, after, at) for eid, before, after in items]
-    return await insert_rows(session, table_of(AuditEvent), rows)
+    records = [_record(actor, action, entity, eid, before, after, at) for eid, before, after in items]
+    return await copy_records(session, table_of(AuditEvent), COLUMNS, records)
 
 
 async def trail(

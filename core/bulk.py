@@ -1,16 +1,18 @@
-"""Bulk inserts: binary COPY on PostgreSQL, executemany elsewhere.
+"""Bulk statements: binary COPY on PostgreSQL, executemany elsewhere; array lookups without
+expanding thousands of bind parameters.
 
-Used for invoice intake and ledger postings, where rows arrive by the thousand. The rows are
-inserted inside the caller's transaction, so a failure rolls everything back.
+Used for invoice intake and ledger postings, where rows arrive by the thousand. Rows are written
+inside the caller's transaction, so a failure rolls everything back.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table, insert
+from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
@@ -23,21 +25,56 @@ def _is_json(col_type: Any) -> bool:
     return isinstance(col_type, JSON) or getattr(col_type, "__visit_name__", "") in ("JSON", "JSONB")
 
 
-async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> int:
-    if not rows:
+async def copy_records(
+    session: AsyncSession, table: Table, columns: Sequence[str], records: Sequence[Sequence[Any]]
+) -> int:
+    """Insert ``records`` (tuples in the order of ``columns``)."""
+    if not records:
         return 0
     conn = await session.connection()
-    if conn.dialect.name == "postgresql" and len(rows) >= COPY_THRESHOLD:
-        columns = list(rows[0].keys())
-        json_cols = {c for c in columns if _is_json(table.c[c].type)}
-        records = [
-            tuple(json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c] for c in columns)
-            for r in rows
-        ]
+    if conn.dialect.name == "postgresql" and len(records) >= COPY_THRESHOLD:
+        json_idx = [i for i, c in enumerate(columns) if _is_json(table.c[c].type)]
+        if json_idx:
+            records = [_dump_json(r, json_idx) for r in records]
         raw = await conn.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        await driver.copy_records_to_table(table.name, records=records, columns=columns)
-        return len(rows)
-    await session.execute(insert(table), list(rows))
-    return len(rows)
+        await driver.copy_records_to_table(table.name, records=records, columns=list(columns))
+        return len(records)
+    await session.execute(insert(table), [dict(zip(columns, r, strict=True)) for r in records])
+    return len(records)
+
+
+def _dump_json(record: Sequence[Any], idx: list[int]) -> tuple[Any, ...]:
+    out = list(record)
+    for i in idx:
+        if out[i] is not None:
+            out[i] = json.dumps(out[i])
+    return tuple(out)
+
+
+async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert dict rows that all have the same keys."""
+    if not rows:
+        return 0
+    columns = list(rows[0].keys())
+    return await copy_records(session, table, columns, [tuple(r[c] for c in columns) for r in rows])
+
+
+def chunk_size(session: AsyncSession) -> int:
+    """How many values one lookup may carry: PostgreSQL takes one array parameter, SQLite
+    expands each value into a bind parameter (its limit is 32,766)."""
+    return 50_000 if session.get_bind().dialect.name == "postgresql" else 5_000
+
+
+def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def among(session: AsyncSession, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN values`` as ``column = ANY(:array)`` on PostgreSQL (one parameter, no
+    compile-time expansion), and as a plain IN elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))  # type: ignore[no-any-return]
+    return column.in_(values)  # type: ignore[no-any-return]

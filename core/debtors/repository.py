@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.bulk import among, chunk_size, chunks
 from core.debtors.models import ContactPoint, Debtor
 
 
@@ -25,10 +26,11 @@ async def ids_by_external_id(session: AsyncSession, external_ids: Iterable[str])
     """external_id → id for those that exist, in chunks that every engine accepts."""
     wanted = list(dict.fromkeys(external_ids))
     found: dict[str, uuid.UUID] = {}
-    for start in range(0, len(wanted), 5000):
-        chunk = wanted[start : start + 5000]
+    for chunk in chunks(wanted, chunk_size(session)):
         rows = await session.execute(
-            select(col(Debtor.external_id), col(Debtor.id)).where(col(Debtor.external_id).in_(chunk))
+            select(col(Debtor.external_id), col(Debtor.id)).where(
+                among(session, col(Debtor.external_id), chunk)
+            )
         )
         found.update({ext: did for ext, did in rows.all()})
     return found

@@ -11,7 +11,7 @@ import base64
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core import audit
 from core.audit import Actor
 from core.base import new_id, table_of, utcnow
-from core.bulk import insert_rows
+from core.bulk import copy_records
 from core.debtors import repository as debtor_repo
 from core.errors import Conflict, FieldError, InvalidInput
 from core.invoices import repository as repo
@@ -205,40 +205,6 @@ async def _insert(
     session.add(batch)
     await session.flush()
 
-    rows: list[dict[str, Any]] = []
-    docs: list[dict[str, Any]] = []
-    for item in items:
-        invoice_id = new_id()
-        rows.append(
-            {
-                "id": invoice_id,
-                "external_id": item.external_id,
-                "number": item.number,
-                "debtor_id": debtor_ids[item.debtor_external_id],
-                "batch_id": batch.id,
-                "issue_date": item.issue_date,
-                "due_date": item.due_date,
-                "currency": item.currency,
-                "amount_minor": item.amount_minor,
-                "description": item.description,
-                "status": InvoiceStatus.pending_approval.value,
-                "has_document": item.pdf is not None,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        if item.pdf is not None:
-            docs.append(
-                {
-                    "invoice_id": invoice_id,
-                    "filename": f"{item.number}.pdf",
-                    "content_type": "application/pdf",
-                    "content": item.pdf,
-                    "created_at": now,
-                }
-            )
-    await insert_rows(session, table_of(Invoice), rows)
-    await insert_rows(session, table_of(InvoiceDocument), docs)
     await audit.record(
         session,
         actor,
@@ -247,6 +213,69 @@ async def _insert(
         batch.id,
         after={"status": batch.status, "count": batch.count, "totals": batch.totals, "source": source},
     )
+    # In slices, so that memory stays flat however large the batch (a CSV may hold a million rows).
+    for start in range(0, len(items), INSERT_SLICE):
+        await _insert_slice(session, items[start : start + INSERT_SLICE], debtor_ids, batch.id, actor, now)
+    return batch
+
+
+INSERT_SLICE = 10_000
+INVOICE_COLUMNS = (
+    "id",
+    "external_id",
+    "number",
+    "debtor_id",
+    "batch_id",
+    "issue_date",
+    "due_date",
+    "currency",
+    "amount_minor",
+    "description",
+    "status",
+    "has_document",
+    "created_at",
+    "updated_at",
+)
+DOCUMENT_COLUMNS = ("invoice_id", "filename", "content_type", "content", "created_at")
+
+
+async def _insert_slice(
+    session: AsyncSession,
+    items: Sequence[NewInvoice],
+    debtor_ids: dict[str, uuid.UUID],
+    batch_id: uuid.UUID,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    pending = InvoiceStatus.pending_approval.value
+    ids = [new_id() for _ in items]
+    records = [
+        (
+            invoice_id,
+            it.external_id,
+            it.number,
+            debtor_ids[it.debtor_external_id],
+            batch_id,
+            it.issue_date,
+            it.due_date,
+            it.currency,
+            it.amount_minor,
+            it.description,
+            pending,
+            it.pdf is not None,
+            now,
+            now,
+        )
+        for invoice_id, it in zip(ids, items, strict=True)
+    ]
+    docs = [
+        (invoice_id, f"{it.number}.pdf", "application/pdf", it.pdf, now)
+        for invoice_id, it in zip(ids, items, strict=True)
+        if it.pdf is not None
+    ]
+    await copy_records(session, table_of(Invoice), INVOICE_COLUMNS, records)
+    await copy_records(session, table_of(InvoiceDocument), DOCUMENT_COLUMNS, docs)
+    batch_ref = str(batch_id)
     await audit.record_many(
         session,
         actor,
@@ -254,17 +283,16 @@ async def _insert(
         "invoice",
         (
             (
-                r["external_id"],
+                it.external_id,
                 None,
                 {
-                    "status": r["status"],
-                    "batch_id": str(batch.id),
-                    "amount_minor": r["amount_minor"],
-                    "currency": r["currency"],
-                    "number": r["number"],
+                    "status": pending,
+                    "batch_id": batch_ref,
+                    "number": it.number,
+                    "amount_minor": it.amount_minor,
+                    "currency": it.currency,
                 },
             )
-            for r in rows
+            for it in items
         ),
     )
-    return batch

@@ -63,7 +63,8 @@ class Invoice(SQLModel, table=True):
     id: uuid.UUID = id_field()
     external_id: str = Field(max_length=128, unique=True, nullable=False)
     number: str = Field(max_length=64, unique=True, nullable=False)
-    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False, index=True)
+    # Indexed by ix_invoices_debtor_status, whose first column it is.
+    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False)
     batch_id: uuid.UUID | None = Field(default=None, foreign_key="invoice_batches.id", index=True)
     issue_date: date = Field(nullable=False)
     due_date: date = Field(nullable=False)

@@ -7,10 +7,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.bulk import among, chunk_size, chunks
 from core.invoices.models import Invoice, InvoiceBatch
 
 CHUNK = 5000
@@ -60,14 +61,12 @@ async def existing_by_keys(
 ) -> list[Any]:
     """Invoices whose external id or number is among the given ones."""
     out: dict[object, Any] = {}
-    for start in range(0, max(len(external_ids), len(numbers)), CHUNK):
-        ext_chunk = external_ids[start : start + CHUNK]
-        num_chunk = numbers[start : start + CHUNK]
-        stmt = select(*EXISTING_COLUMNS).where(
-            or_(col(Invoice.external_id).in_(ext_chunk), col(Invoice.number).in_(num_chunk))
-        )
-        for row in (await session.execute(stmt)).all():
-            out[row.id] = row
+    size = chunk_size(session)
+    for keys, column in ((external_ids, col(Invoice.external_id)), (numbers, col(Invoice.number))):
+        for chunk in chunks(keys, size):
+            stmt = select(*EXISTING_COLUMNS).where(among(session, column, chunk))
+            for row in (await session.execute(stmt)).all():
+                out[row.id] = row
     return list(out.values())
 
 

@@ -176,7 +176,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("number", name=op.f("uq_invoices_number")),
     )
     op.create_index(op.f("ix_invoices_batch_id"), "invoices", ["batch_id"], unique=False)
-    op.create_index(op.f("ix_invoices_debtor_id"), "invoices", ["debtor_id"], unique=False)
     op.create_index("ix_invoices_debtor_status", "invoices", ["debtor_id", "status"], unique=False)
     op.create_table(
         "payments",
@@ -278,7 +277,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_payments_debtor_id"), table_name="payments")
     op.drop_table("payments")
     op.drop_index("ix_invoices_debtor_status", table_name="invoices")
-    op.drop_index(op.f("ix_invoices_debtor_id"), table_name="invoices")
     op.drop_index(op.f("ix_invoices_batch_id"), table_name="invoices")
     op.drop_table("invoices")
     op.drop_table("idempotency_records")
