@@ -64,7 +64,8 @@ def parse_minor(value: object, currency: str, *, allow_zero: bool = False) -> in
         raise MoneyError('amount must be a decimal string such as "12.50", not a number', "not_a_string")
     match = _AMOUNT.fullmatch(value)
     if match is None:
-        raise MoneyError(f'amount {value!r} is not a plain decimal string such as "12.50"', "malformed")
+        hint = "; write the decimals after a dot, not a comma" if "," in value else ""
+        raise MoneyError(f'amount {value!r} is not a decimal number such as "12.50"{hint}', "malformed")
     sign, whole, frac = match.groups()
     if sign:
         raise MoneyError("amount must not be negative", "negative")
