@@ -20,6 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+WRITE_UNIT = "duebot_write_unit"
+
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
@@ -41,8 +43,11 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            # Deferred: in WAL mode readers never wait for a writer (health checks stay fast).
-            conn.exec_driver_sql("BEGIN")
+            # A unit of work (session_scope) takes the write lock up front, so two writers queue
+            # instead of one failing on a stale snapshot. Reads stay deferred: in WAL mode they
+            # never wait for a writer, so health checks stay fast.
+            immediate = conn.get_execution_options().get(WRITE_UNIT, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_size", 10)
@@ -54,9 +59,17 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 class Database:
     """Owns the engine and the session factory; built once by a composition root."""
 
-    def __init__(self, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        owns_transactions: bool = True,
+    ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
+        # Sessions on SQLite's own pooled connections begin their write units IMMEDIATE.
+        self._sqlite_pool = owns_transactions and engine.dialect.name == "sqlite"
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Database:
@@ -72,7 +85,7 @@ class Database:
             autoflush=False,
             join_transaction_mode="create_savepoint",
         )
-        return cls(connection.engine, maker)
+        return cls(connection.engine, maker, owns_transactions=False)
 
     @property
     def dialect(self) -> str:
@@ -83,6 +96,8 @@ class Database:
         """One unit of work: commit on success, roll back on any error."""
         async with self.sessionmaker() as session:
             try:
+                if self._sqlite_pool:
+                    await session.connection(execution_options={WRITE_UNIT: True})
                 yield session
                 await session.commit()
             except BaseException:
