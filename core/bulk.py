@@ -76,5 +76,6 @@ def among(session: AsyncSession, column: Any, values: Sequence[str]) -> ColumnEl
     """``column IN values`` as ``column = ANY(:array)`` on PostgreSQL (one parameter, no
     compile-time expansion), and as a plain IN elsewhere."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(bindparam(None, list(values), type_=ARRAY(String)))  # type: ignore[no-any-return]
+        item_type = getattr(column, "type", None) or String()
+        return column == any_(bindparam(None, list(values), type_=ARRAY(item_type)))  # type: ignore[no-any-return]
     return column.in_(values)  # type: ignore[no-any-return]

@@ -18,6 +18,7 @@ from core.debtors.service import pause_state
 from core.errors import Conflict, NotFound
 from core.invoices import repository as repo
 from core.invoices.models import BatchStatus, Invoice, InvoiceBatch, InvoiceStatus
+from core.ledger import credit
 from core.ledger import repository as ledger_repo
 from core.ledger import service as ledger
 from core.ledger.models import EntryKind, LedgerEntry
@@ -78,6 +79,8 @@ async def approve(
         "invoice",
         ((r.external_id, {"status": r.status}, {"status": InvoiceStatus.approved.value}) for r in rows),
     )
+    # Money the debtors already have on account (overpayments) settles the new invoices.
+    await credit.apply_credit(session, {r.debtor_id for r in rows}, actor=actor, today=now.date())
     return batch
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.bulk import among, chunk_size, chunks
 from core.invoices.models import PAYABLE_STATUSES, Invoice
 from core.ledger.models import CreditNote, EntryKind, LedgerEntry
 
@@ -115,3 +116,18 @@ def is_overdue(due: date, today: date) -> bool:
 async def credit_note_exists(session: AsyncSession, number: str) -> bool:
     stmt = select(col(CreditNote.id)).where(col(CreditNote.number) == number)
     return (await session.execute(stmt)).first() is not None
+
+
+async def credits(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]) -> list[Any]:
+    """(debtor_id, currency, amount) of money on account that belongs to no invoice, amount > 0."""
+    out: list[Any] = []
+    for chunk in chunks(debtor_ids, chunk_size(session)):
+        total = func.sum(LedgerEntry.amount_minor)
+        stmt = (
+            select(col(LedgerEntry.debtor_id), col(LedgerEntry.currency), (-total).label("amount"))
+            .where(col(LedgerEntry.invoice_id).is_(None), among(session, col(LedgerEntry.debtor_id), chunk))
+            .group_by(col(LedgerEntry.debtor_id), col(LedgerEntry.currency))
+            .having(total < 0)
+        )
+        out.extend((await session.execute(stmt)).all())
+    return out

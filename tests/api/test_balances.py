@@ -125,6 +125,31 @@ async def test_an_overpayment_becomes_credit(
     assert (inv["status"], inv["open"], inv["overdue"]) == ("paid", eur("0.00"), False)
 
 
+async def test_credit_on_account_pays_the_next_invoices_oldest_due_first(
+    client: httpx.AsyncClient, auth: dict[str, str], debtor: str
+) -> None:
+    first = invoice_json(debtor, amount="100.00")
+    await booked(client, auth, first)
+    await pay(client, auth, debtor_external_id=debtor, amount="150.00", currency="EUR")  # 50.00 on account
+
+    older = invoice_json(debtor, amount="30.00", due_date="2026-11-01")
+    newer = invoice_json(debtor, amount="40.00", due_date="2026-11-10")
+    usd = invoice_json(debtor, amount="10.00", currency="USD")
+    await booked(client, auth, newer, older, usd)
+
+    d = await get_debtor(client, auth, debtor)
+    assert invoice_balance(d, older["external_id"])["status"] == "paid"
+    assert invoice_balance(d, newer["external_id"])["open"] == eur("20.00")
+    assert currency(d, "EUR")["credit"] == eur("0.00")
+    assert currency(d, "EUR")["open"] == eur("20.00")
+    assert currency(d, "EUR")["overdue"] == eur("20.00")  # the clock stands at 24 Nov
+    assert currency(d, "USD")["open"] == {"amount": "10.00", "currency": "USD"}  # EUR credit never pays USD
+    trail = await client.get(
+        f"{API}/audit", params={"entity": "invoice", "id": older["external_id"]}, headers=auth
+    )
+    assert [e["action"] for e in trail.json()["events"]][:2] == ["invoice.paid", "credit.applied"]
+
+
 async def test_an_invoice_paid_in_full_is_paid(
     client: httpx.AsyncClient, auth: dict[str, str], debtor: str
 ) -> None:
