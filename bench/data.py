@@ -12,25 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from core.base import new_id
+from core.invoices.intake import INVOICE_COLUMNS
 
 CSV_COLUMNS = ("external_id", "debtor_external_id", "number", "issue_date", "due_date", "amount", "currency")
-# The columns intake._insert writes, in its order.
-COPY_COLUMNS = (
-    "id",
-    "external_id",
-    "number",
-    "debtor_id",
-    "batch_id",
-    "issue_date",
-    "due_date",
-    "currency",
-    "amount_minor",
-    "description",
-    "status",
-    "has_document",
-    "created_at",
-    "updated_at",
-)
+# The columns the intake writes, in its order (copy_records below builds tuples in this order).
+COPY_COLUMNS = INVOICE_COLUMNS
 FIRST_ISSUE = date(2025, 1, 1)
 
 

@@ -28,12 +28,10 @@ def _required() -> bool:
     return os.environ.get("DUEBOT_REQUIRE_SERVICES", "").lower() in ("1", "true", "yes")
 
 
-async def recreate_postgres_database(url: str) -> None:
-    """Drop and create the database named in ``url`` (the suite owns it)."""
+async def admin_connect(url: str) -> asyncpg.Connection:
+    """A connection to the server's ``postgres`` database, for creating and dropping others."""
     parsed = make_url(url)
-    name = parsed.database
-    assert name and name.replace("_", "").isalnum(), f"refusing odd database name {name!r}"
-    admin = await asyncpg.connect(
+    return await asyncpg.connect(
         host=parsed.host or "127.0.0.1",
         port=parsed.port or 5432,
         user=parsed.username or "postgres",
@@ -41,6 +39,14 @@ async def recreate_postgres_database(url: str) -> None:
         database="postgres",
         timeout=5,
     )
+
+
+async def recreate_postgres_database(url: str) -> None:
+    """Drop and create the database named in ``url`` (the suite owns it)."""
+    parsed = make_url(url)
+    name = parsed.database
+    assert name and name.replace("_", "").isalnum(), f"refusing odd database name {name!r}"
+    admin = await admin_connect(url)
     try:
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",

@@ -37,8 +37,8 @@ class UpsertResult:
     changed: bool
 
 
-async def get(session: AsyncSession, external_id: str) -> Debtor:
-    debtor = await repo.get_by_external_id(session, external_id)
+async def get(session: AsyncSession, external_id: str, *, for_update: bool = False) -> Debtor:
+    debtor = await repo.get_by_external_id(session, external_id, for_update=for_update)
     if debtor is None:
         raise NotFound(f"debtor {external_id!r} does not exist", "debtor_not_found")
     return debtor
@@ -103,9 +103,7 @@ async def pause(
             "invalid_pause",
             [FieldError(("until",), f"until must be {today.isoformat()} or later", "date_in_past")],
         )
-    debtor = await repo.get_by_external_id(session, external_id, for_update=True)
-    if debtor is None:
-        raise NotFound(f"debtor {external_id!r} does not exist", "debtor_not_found")
+    debtor = await get(session, external_id, for_update=True)
     before = pause_state(debtor)
     debtor.dunning_paused = True
     debtor.paused_until = until
@@ -119,9 +117,7 @@ async def pause(
 
 
 async def resume(session: AsyncSession, external_id: str, *, actor: Actor) -> Debtor:
-    debtor = await repo.get_by_external_id(session, external_id, for_update=True)
-    if debtor is None:
-        raise NotFound(f"debtor {external_id!r} does not exist", "debtor_not_found")
+    debtor = await get(session, external_id, for_update=True)
     before = pause_state(debtor)
     if debtor.dunning_paused:
         debtor.dunning_paused = False

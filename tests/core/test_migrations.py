@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -19,7 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from core import migrate
 from core.models import metadata
-from tests.services import Backends, recreate_postgres_database
+from tests.services import Backends, admin_connect, recreate_postgres_database
 
 MIGRATIONS_DB = "duebot_test_migrations"
 APP_TABLES = set(metadata.tables)
@@ -27,14 +26,7 @@ APP_TABLES = set(metadata.tables)
 
 async def _drop_postgres_database(url: str) -> None:
     parsed = make_url(url)
-    admin = await asyncpg.connect(
-        host=parsed.host or "127.0.0.1",
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-        timeout=5,
-    )
+    admin = await admin_connect(url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{parsed.database}"')
     finally:
