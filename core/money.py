@@ -22,7 +22,7 @@ _AMOUNT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")  # guards against absurd am
 def _currencies() -> frozenset[str]:
     """ISO 4217 codes that are legal tender somewhere today (CLDR via babel).
 
-    Withdrawn codes (DEM, NLG), funds and metals (XAU) and the test code XXX are not money we invoice in.
+    Withdrawn codes (DEM, NLG), funds and metals (XAU) and the ISO testing code are not money we invoice in.
     """
     today = date.today()
     codes: set[str] = set()
