@@ -54,12 +54,32 @@ class SendResult:
     status: str = "sent"
 
 
+class DeliveryError(Exception):
+    """A channel could not deliver a message.
+
+    ``permanent``: retrying will not help (bounced address, blocked bot, opted out): fall back to the
+    next channel. Otherwise retry with backoff, waiting at least ``retry_after`` seconds when the
+    provider said so (Telegram retry_after, Slack/SMS Retry-After, WhatsApp 130429).
+    """
+
+    def __init__(
+        self, reason: str, *, permanent: bool, retry_after: float | None = None, code: str = ""
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+        self.retry_after = retry_after
+        self.code = code
+
+
 class MessageSender(Protocol):
     """One delivery channel (email, SMS, Telegram, WhatsApp)."""
 
     channel: str
 
-    async def send(self, message: OutboundMessage) -> SendResult: ...
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Deliver one message or raise DeliveryError."""
+        ...
 
 
 class PaymentProvider(Protocol):
