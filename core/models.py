@@ -5,8 +5,10 @@ from sqlmodel import SQLModel
 from core.access.models import ApiKey, IdempotencyRecord
 from core.audit import AuditEvent
 from core.debtors.models import ContactPoint, Debtor
+from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
 from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
+from core.messaging.models import Message
 
 metadata = SQLModel.metadata
 
@@ -16,11 +18,16 @@ __all__ = [
     "ContactPoint",
     "CreditNote",
     "Debtor",
+    "DunningAction",
+    "DunningPolicy",
+    "DunningStage",
+    "DunningState",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceBatch",
     "InvoiceDocument",
     "LedgerEntry",
+    "Message",
     "Payment",
     "metadata",
 ]

@@ -15,6 +15,7 @@ from core.base import utcnow
 from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
 from core.debtors.service import pause_state
+from core.dunning import service as dunning
 from core.errors import Conflict, NotFound
 from core.invoices import repository as repo
 from core.invoices.models import BatchStatus, Invoice, InvoiceBatch, InvoiceStatus
@@ -79,6 +80,7 @@ async def approve(
         "invoice",
         ((r.external_id, {"status": r.status}, {"status": InvoiceStatus.approved.value}) for r in rows),
     )
+    await dunning.schedule_batch(session, batch_id, now)
     # Money the debtors already have on account (overpayments) settles the new invoices.
     await credit.apply_credit(session, {r.debtor_id for r in rows}, actor=actor, today=now.date())
     return batch

@@ -1,0 +1,50 @@
+"""SQL functions that set-based statements need, compiled per engine (PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Date, Uuid
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class add_days(FunctionElement[Any]):
+    """``add_days(date, n)``: the date ``n`` days later (n may be negative)."""
+
+    type = Date()
+    inherit_cache = True
+
+
+@compiles(add_days, "postgresql")
+def _add_days_pg(element: add_days, compiler: Any, **kw: Any) -> str:
+    day, n = list(element.clauses)
+    return f"({compiler.process(day, **kw)} + CAST({compiler.process(n, **kw)} AS INTEGER))"
+
+
+@compiles(add_days, "sqlite")
+def _add_days_sqlite(element: add_days, compiler: Any, **kw: Any) -> str:
+    day, n = list(element.clauses)
+    return f"date({compiler.process(day, **kw)}, printf('%+d days', {compiler.process(n, **kw)}))"
+
+
+class new_uuid(FunctionElement[Any]):
+    """A random UUID made by the database, for rows inserted by INSERT … SELECT."""
+
+    type = Uuid()
+    inherit_cache = True
+
+
+@compiles(new_uuid, "postgresql")
+def _new_uuid_pg(element: new_uuid, compiler: Any, **kw: Any) -> str:
+    return "gen_random_uuid()"
+
+
+@compiles(new_uuid, "sqlite")
+def _new_uuid_sqlite(element: new_uuid, compiler: Any, **kw: Any) -> str:
+    # SQLAlchemy keeps UUIDs on SQLite as 32 hex characters; set the version-4 bits as well.
+    return (
+        "lower(substr(hex(randomblob(4)),1,8) || substr(hex(randomblob(2)),1,4) || '4' || "
+        "substr(hex(randomblob(2)),2,3) || substr('89ab', 1 + (abs(random()) % 4), 1) || "
+        "substr(hex(randomblob(2)),2,3) || hex(randomblob(6)))"
+    )

@@ -1,0 +1,164 @@
+"""The dunning sweep walked by a frozen clock through the default policy's stages."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import func, select
+from sqlmodel import col
+
+from core.audit import Actor
+from core.db import Database
+from core.debtors import service as debtors
+from core.dunning import service as dunning
+from core.dunning.models import DunningAction, DunningState
+from core.dunning.sweep import SweepResult, sweep
+from core.invoices import repository as invoice_repo
+from core.ledger import service as ledger
+from core.ledger.models import LedgerEntry
+from core.ledger.schemas import PaymentIn
+from core.messaging.models import Message
+from tests import factories
+
+STAFF = Actor("test", "staff")
+
+
+def at(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(hour=6, tzinfo=UTC)
+
+
+async def run(db: Database, day: str) -> SweepResult:
+    async with db.session_scope() as s:
+        return await sweep(s, now=at(day))
+
+
+async def state_of(db: Database, invoice_external_id: str) -> DunningState:
+    async with db.sessionmaker() as s:
+        invoice = await invoice_repo.get_by_external_id(s, invoice_external_id)
+        assert invoice is not None
+        found = await s.get(DunningState, invoice.id)
+        assert found is not None
+        return found
+
+
+async def stages_sent(db: Database) -> list[tuple[str, str]]:
+    async with db.sessionmaker() as s:
+        rows = await s.execute(
+            select(col(DunningAction.stage_key), col(Message.template))
+            .join(Message, col(Message.id) == col(DunningAction.message_id))
+            .order_by(col(DunningAction.created_at))
+        )
+        return [(k, t) for k, t in rows.all()]
+
+
+async def open_minor(db: Database, debtor_external_id: str) -> int:
+    async with db.sessionmaker() as s:
+        debtor = await debtors.get(s, debtor_external_id)
+        total = await s.execute(
+            select(func.sum(LedgerEntry.amount_minor)).where(col(LedgerEntry.debtor_id) == debtor.id)
+        )
+        return int(total.scalar_one() or 0)
+
+
+async def test_an_invoice_walks_through_every_stage_once(db: Database) -> None:
+    d = await factories.debtor(db)
+    inv = await factories.invoice(db, d, issue_date=date(2026, 11, 1), due_date=date(2026, 11, 30))
+    assert (await state_of(db, inv)).next_action_on == date(2026, 11, 27)  # three days before due
+
+    assert (await run(db, "2026-11-26")).actions == 0
+    first = await run(db, "2026-11-27")
+    assert (first.actions, first.messages) == (1, 1)
+    assert (await run(db, "2026-11-27")).actions == 0  # a second sweep the same day sends nothing
+    for day in ("2026-11-30", "2026-12-07", "2026-12-14", "2026-12-30", "2027-01-14"):
+        assert (await run(db, day)).actions == 1, day
+    assert (await run(db, "2027-06-01")).actions == 0  # nothing after the last stage
+
+    assert await stages_sent(db) == [
+        ("before_due", "reminder_before_due"),
+        ("due_today", "reminder_due_today"),
+        ("first_reminder", "reminder_overdue"),
+        ("second_reminder", "reminder_second"),
+        ("final_notice", "final_notice"),
+        ("agency", "agency_handoff"),
+    ]
+    final = await state_of(db, inv)
+    assert (final.stage_key, final.next_action_on) == ("agency", None)
+    assert await open_minor(db, d) == 10_000 + 1_500  # the invoice plus the second reminder's fee
+
+
+async def test_after_downtime_only_the_latest_stage_is_sent_but_crossed_fees_are_charged(
+    db: Database,
+) -> None:
+    d = await factories.debtor(db)
+    inv = await factories.invoice(db, d, issue_date=date(2026, 10, 1), due_date=date(2026, 10, 31))
+
+    result = await run(db, "2026-11-20")  # 20 days late: before_due … second_reminder have all come
+    assert (result.actions, result.messages, result.fees) == (1, 1, 1)
+    assert await stages_sent(db) == [("second_reminder", "reminder_second")]
+    state = await state_of(db, inv)
+    assert (state.stage_key, state.next_action_on) == ("second_reminder", date(2026, 11, 30))
+    assert await open_minor(db, d) == 11_500
+    assert (await run(db, "2026-11-21")).actions == 0
+
+
+async def test_one_message_per_debtor_lists_all_due_invoices(db: Database) -> None:
+    d1 = await factories.debtor(db)
+    d2 = await factories.debtor(db)
+    rows = [
+        factories.invoice_row(d1, due_date=date(2026, 11, 10)),
+        factories.invoice_row(d1, due_date=date(2026, 11, 3)),
+        factories.invoice_row(d2, due_date=date(2026, 11, 10)),
+    ]
+    await factories.batch(db, rows)
+    result = await run(db, "2026-11-17")
+    assert (result.actions, result.messages) == (3, 2)
+    async with db.sessionmaker() as s:
+        per_message = await s.execute(
+            select(col(DunningAction.message_id), func.count()).group_by(col(DunningAction.message_id))
+        )
+        assert sorted(n for _, n in per_message.all()) == [1, 2]
+        templates = (
+            (await s.execute(select(col(Message.template)).order_by(col(Message.template)))).scalars().all()
+        )
+    # d1: due 10 Nov (+7, first reminder) and 3 Nov (+14, second reminder): one message in the words of
+    # the second reminder. d2: due 10 Nov, first reminder.
+    assert sorted(templates) == ["reminder_overdue", "reminder_second"]
+
+
+async def test_paused_and_paid_invoices_get_nothing(db: Database) -> None:
+    paused = await factories.debtor(db)
+    paying = await factories.debtor(db)
+    await factories.invoice(db, paused, due_date=date(2026, 11, 1))
+    paid = await factories.invoice(db, paying, due_date=date(2026, 11, 1))
+    async with db.session_scope() as s:
+        await debtors.pause(
+            s, paused, reason="in talks", until=date(2026, 11, 30), today=date(2026, 11, 10), actor=STAFF
+        )
+        await ledger.record_payment(
+            s,
+            PaymentIn(debtor_external_id=paying, invoice_external_id=paid, currency="EUR", amount="100.00"),
+            actor=STAFF,
+            today=date(2026, 11, 10),
+        )
+    assert (await run(db, "2026-11-10")).actions == 0
+    assert (await run(db, "2026-12-01")).actions == 1  # the pause ended on 30 Nov; the paid one stays quiet
+
+
+async def test_the_preview_shows_exactly_what_the_sweep_then_does(db: Database) -> None:
+    d = await factories.debtor(db, "PREVIEW-1")
+    await factories.batch(
+        db,
+        [
+            factories.invoice_row(d, number="P-1", due_date=date(2026, 11, 20)),
+            factories.invoice_row(d, number="P-2", due_date=date(2026, 12, 20)),
+        ],
+    )
+    async with db.sessionmaker() as s:
+        lines = await dunning.preview(s, date(2026, 11, 27))
+    assert [(ln.debtor_external_id, ln.invoice_number, ln.stage, ln.template) for ln in lines] == [
+        ("PREVIEW-1", "P-1", "first_reminder", "reminder_overdue")
+    ]
+    async with db.sessionmaker() as s:
+        assert (await s.execute(select(func.count()).select_from(DunningAction))).scalar_one() == 0
+    assert (await run(db, "2026-11-27")).actions == len(lines)
+    assert await stages_sent(db) == [("first_reminder", "reminder_overdue")]
