@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     mollie_api_base: str = "https://api.mollie.com"
 
     smtp_url: SecretStr | None = None
+    smtp_from: str = "duebot <noreply@localhost>"
     sms_api_url: str | None = None
     sms_api_token: SecretStr | None = None
 
