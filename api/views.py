@@ -112,8 +112,12 @@ def invoice(v: InvoiceView) -> dict[str, Any]:
         "days_overdue": v.days_overdue,
         "description": inv.description,
         "has_document": inv.has_document,
-        "dunning": {"stage": None, "pause": v.pause},
-        "messages": [],
+        "dunning": {
+            "stage": (v.dunning or {}).get("stage"),
+            "pause": v.pause,
+            "invoice": v.dunning,
+        },
+        "messages": v.messages,
         "ledger": [
             {
                 "kind": e.kind,

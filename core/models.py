@@ -5,7 +5,7 @@ from sqlmodel import SQLModel
 from core.access.models import ApiKey, IdempotencyRecord
 from core.audit import AuditEvent
 from core.debtors.models import ContactPoint, Debtor
-from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
+from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, Promise
 from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
@@ -29,5 +29,6 @@ __all__ = [
     "LedgerEntry",
     "Message",
     "Payment",
+    "Promise",
     "metadata",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from core.access import service as access
@@ -65,3 +65,8 @@ async def invoice(db: Database, debtor_external_id: str, *, approve: bool = True
 
 def days(n: int) -> timedelta:
     return timedelta(days=n)
+
+
+def at(day: str) -> datetime:
+    """06:00 UTC on an ISO date: when the morning sweep runs."""
+    return datetime.fromisoformat(day).replace(hour=6, tzinfo=UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -10,15 +11,18 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import idempotency, views
-from api.deps import ServicesDep, actor_of, require
+from api.deps import Services, ServicesDep, actor_of, require
 from api.routes.debtors import ExternalIdPath
 from core.access.models import ApiKey
-from core.errors import NotFound
+from core.dunning import holds
+from core.dunning.hold_schemas import DisputeIn, InvoicePauseIn, PromiseIn, ResolveIn
+from core.errors import FieldError, InvalidInput, NotFound
 from core.invoices import intake
 from core.invoices import repository as invoice_repo
 from core.invoices import service as invoices
 from core.invoices.models import BatchStatus, InvoiceDocument
 from core.invoices.schemas import BatchIn, DecisionIn
+from core.money import parse_minor
 
 router = APIRouter(tags=["invoices"])
 
@@ -117,4 +121,116 @@ async def get_document(
         doc.content,
         media_type=doc.content_type,
         headers={"Content-Disposition": f'attachment; filename="{doc.filename}"'},
+    )
+
+
+# --------------------------------------------------------------------------- dunning holds
+
+
+async def _hold(
+    request: Request,
+    services: Services,
+    key: ApiKey,
+    external_id: str,
+    change: Callable[[AsyncSession], Awaitable[object]],
+) -> Response:
+    async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
+        await change(session)
+        _, state = await holds.state_of(session, external_id)
+        return 200, {"external_id": external_id, "dunning": holds.hold_view(state)}
+
+    return await idempotency.run(request, services, key, work)
+
+
+@router.post("/invoices/{external_id}/pause", summary="Pause dunning for one invoice")
+async def pause_invoice(
+    external_id: ExternalIdPath,
+    body: InvoicePauseIn,
+    request: Request,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(require("invoices:write"))],
+) -> Response:
+    today = services.clock.today()
+    return await _hold(
+        request,
+        services,
+        key,
+        external_id,
+        lambda s: holds.pause(
+            s, external_id, reason=body.reason, until=body.until, today=today, actor=actor_of(key)
+        ),
+    )
+
+
+@router.post("/invoices/{external_id}/resume", summary="Lift an invoice's pause")
+async def resume_invoice(
+    external_id: ExternalIdPath,
+    request: Request,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(require("invoices:write"))],
+) -> Response:
+    return await _hold(
+        request, services, key, external_id, lambda s: holds.resume(s, external_id, actor=actor_of(key))
+    )
+
+
+@router.post("/invoices/{external_id}/promise", summary="Record a promise to pay by a date")
+async def promise_invoice(
+    external_id: ExternalIdPath,
+    body: PromiseIn,
+    request: Request,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(require("invoices:write"))],
+) -> Response:
+    """Dunning holds until the date plus the policy's grace days; unpaid then, the promise is broken."""
+    amount = parse_minor(body.amount, body.currency) if body.amount and body.currency else None
+    if body.amount and not body.currency:
+        raise InvalidInput(
+            "an amount needs its currency",
+            "currency_missing",
+            [FieldError(("currency",), "give the currency of the amount", "missing")],
+        )
+    today = services.clock.today()
+    return await _hold(
+        request,
+        services,
+        key,
+        external_id,
+        lambda s: holds.promise(
+            s, external_id, on=body.date, amount_minor=amount, today=today, actor=actor_of(key), source="api"
+        ),
+    )
+
+
+@router.post("/invoices/{external_id}/dispute", summary="Dispute an invoice: dunning holds until resolved")
+async def dispute_invoice(
+    external_id: ExternalIdPath,
+    body: DisputeIn,
+    request: Request,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(require("invoices:write"))],
+) -> Response:
+    return await _hold(
+        request,
+        services,
+        key,
+        external_id,
+        lambda s: holds.dispute(s, external_id, reason=body.reason, actor=actor_of(key)),
+    )
+
+
+@router.post("/invoices/{external_id}/dispute/resolve", summary="Resolve a dispute: dunning goes on")
+async def resolve_dispute(
+    external_id: ExternalIdPath,
+    body: ResolveIn,
+    request: Request,
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(require("invoices:write"))],
+) -> Response:
+    return await _hold(
+        request,
+        services,
+        key,
+        external_id,
+        lambda s: holds.resolve_dispute(s, external_id, note=body.note, actor=actor_of(key)),
     )

@@ -95,3 +95,25 @@ class DunningAction(SQLModel, table=True):
     sweep_id: uuid.UUID = Field(nullable=False, index=True)
     message_id: uuid.UUID | None = Field(default=None, foreign_key="messages.id")
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class PromiseStatus(StrEnum):
+    active = "active"
+    kept = "kept"
+    broken = "broken"
+    withdrawn = "withdrawn"
+
+
+class Promise(SQLModel, table=True):
+    __tablename__ = "promises"
+
+    id: uuid.UUID = id_field()
+    invoice_id: uuid.UUID = Field(foreign_key="invoices.id", nullable=False, index=True, ondelete="CASCADE")
+    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False, index=True)
+    promised_on: date = Field(nullable=False)
+    amount_minor: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    status: str = Field(default=PromiseStatus.active, max_length=16, nullable=False)
+    source: str = Field(max_length=32, nullable=False)  # api, telegram, whatsapp, chat, staff
+    created_by: str = Field(max_length=128, nullable=False)
+    created_at: datetime = created_field()
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -17,7 +17,7 @@ happens later, from the outbox.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from core import audit
 from core.audit import SYSTEM
 from core.base import JSONType, new_id, table_of
 from core.debtors.models import Debtor
+from core.dunning.holds import break_promises
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
@@ -47,7 +48,9 @@ def due_query(today: date) -> Any:
         col(s.next_action_on) <= today,
         col(inv.status).in_(ACTIVE_STATUSES),
         not_(col(s.disputed)),
-        or_(col(s.paused_until).is_(None), col(s.paused_until) < today),
+        or_(
+            col(s.pause_reason).is_(None), and_(col(s.paused_until).is_not(None), col(s.paused_until) < today)
+        ),
         or_(not_(col(d.dunning_paused)), and_(col(d.paused_until).is_not(None), col(d.paused_until) < today)),
         or_(col(s.promise_date).is_(None), add_days(s.promise_date, pol.promise_grace_days) < today),
     )
@@ -81,6 +84,7 @@ class SweepResult:
     actions: int
     messages: int
     fees: int
+    broken_promises: list[str] = field(default_factory=list)  # invoice external ids, for staff
 
 
 def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
@@ -92,6 +96,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     """Decide and record one sweep. The caller commits; enqueue delivery after the commit."""
     today = now.date()
     sweep_id = new_id()
+    broken = await break_promises(session, today)  # their invoices come due again below
     due = due_query(today).subquery("due")
     stg = aliased(DunningStage)
 
@@ -109,7 +114,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     this = select(DunningAction).where(col(DunningAction.sweep_id) == sweep_id).subquery("this")
     n_actions = int((await session.execute(select(func.count()).select_from(this))).scalar_one())
     if n_actions == 0:
-        return SweepResult(sweep_id, 0, 0, 0)
+        return SweepResult(sweep_id, 0, 0, 0, broken)
 
     state = DunningState
     # 3. Fees of every stage crossed, in the invoice's currency.
@@ -268,6 +273,12 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
         "dunning.swept",
         "dunning_sweep",
         sweep_id,
-        after={"date": today.isoformat(), "actions": n_actions, "messages": n_messages, "fees": n_fees},
+        after={
+            "date": today.isoformat(),
+            "actions": n_actions,
+            "messages": n_messages,
+            "fees": n_fees,
+            "broken_promises": len(broken),
+        },
     )
-    return SweepResult(sweep_id, n_actions, n_messages, n_fees)
+    return SweepResult(sweep_id, n_actions, n_messages, n_fees, broken)

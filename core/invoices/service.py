@@ -6,8 +6,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core import audit
 from core.audit import Actor
@@ -16,6 +17,8 @@ from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
 from core.debtors.service import pause_state
 from core.dunning import service as dunning
+from core.dunning.holds import hold_view
+from core.dunning.models import DunningAction, DunningState
 from core.errors import Conflict, NotFound
 from core.invoices import repository as repo
 from core.invoices.models import BatchStatus, Invoice, InvoiceBatch, InvoiceStatus
@@ -23,6 +26,7 @@ from core.ledger import credit
 from core.ledger import repository as ledger_repo
 from core.ledger import service as ledger
 from core.ledger.models import EntryKind, LedgerEntry
+from core.messaging.models import Message
 
 
 async def get_batch(session: AsyncSession, batch_id: uuid.UUID, *, for_update: bool = False) -> InvoiceBatch:
@@ -137,6 +141,8 @@ class InvoiceView:
     overdue: bool
     days_overdue: int
     pause: dict[str, object]
+    dunning: dict[str, object] | None
+    messages: list[dict[str, object]]
 
 
 async def view(session: AsyncSession, external_id: str, today: date) -> InvoiceView:
@@ -157,4 +163,34 @@ async def view(session: AsyncSession, external_id: str, today: date) -> InvoiceV
         overdue=overdue,
         days_overdue=(today - invoice.due_date).days if overdue else 0,
         pause=pause_state(debtor),
+        dunning=await _dunning(session, invoice),
+        messages=await _messages(session, invoice),
     )
+
+
+async def _dunning(session: AsyncSession, invoice: Invoice) -> dict[str, object] | None:
+    state = await session.get(DunningState, invoice.id)
+    return hold_view(state) if state is not None else None
+
+
+async def _messages(session: AsyncSession, invoice: Invoice) -> list[dict[str, object]]:
+    """The outbox messages that carried this invoice, oldest first, with their delivery status."""
+    stmt = (
+        select(col(DunningAction.stage_key), Message)
+        .join(Message, col(Message.id) == col(DunningAction.message_id))
+        .where(col(DunningAction.invoice_id) == invoice.id)
+        .order_by(col(Message.created_at))
+    )
+    return [
+        {
+            "id": str(m.id),
+            "stage": stage,
+            "template": m.template,
+            "channel": m.channel,
+            "status": m.status,
+            "attempts": m.attempts,
+            "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+            "error": m.error,
+        }
+        for stage, m in (await session.execute(stmt)).all()
+    ]

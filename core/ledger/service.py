@@ -16,6 +16,7 @@ from core.base import new_id, table_of, utcnow
 from core.bulk import insert_rows
 from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
+from core.dunning.holds import keep_promises
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.invoices import repository as invoice_repo
 from core.invoices.models import PAYABLE_STATUSES, InvoiceStatus
@@ -253,6 +254,7 @@ async def record_payment(
     await post(session, rows)
     now = utcnow()
     await invoice_repo.set_status(session, settled, InvoiceStatus.paid, now)
+    await keep_promises(session, settled)
     await audit.record(
         session,
         actor,

@@ -190,7 +190,18 @@ async def test_the_invoice_view(client: httpx.AsyncClient, auth: dict[str, str],
     assert inv["days_overdue"] == 10
     assert inv["description"] == "October consulting"
     assert inv["has_document"] is True
-    assert inv["dunning"] == {"stage": None, "pause": {"paused": False, "until": None, "reason": None}}
+    assert inv["dunning"]["stage"] is None  # booked, no reminder yet
+    assert inv["dunning"]["pause"] == {"paused": False, "until": None, "reason": None}
+    assert inv["dunning"]["invoice"] == {
+        "stage": None,
+        "next_action_on": "2026-11-11",  # due 14 Nov: three days before, the default policy's first stage
+        "paused": False,
+        "paused_until": None,
+        "pause_reason": None,
+        "disputed": False,
+        "dispute_reason": None,
+        "promise_date": None,
+    }
     assert inv["messages"] == []
     assert [(e["kind"], e["amount"]["amount"], e["effective_date"]) for e in inv["ledger"]] == [
         ("invoice", "120.50", "2026-10-01"),

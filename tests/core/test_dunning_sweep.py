@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -23,13 +23,9 @@ from tests import factories
 STAFF = Actor("test", "staff")
 
 
-def at(day: str) -> datetime:
-    return datetime.fromisoformat(day).replace(hour=6, tzinfo=UTC)
-
-
 async def run(db: Database, day: str) -> SweepResult:
     async with db.session_scope() as s:
-        return await sweep(s, now=at(day))
+        return await sweep(s, now=factories.at(day))
 
 
 async def state_of(db: Database, invoice_external_id: str) -> DunningState:
