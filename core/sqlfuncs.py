@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Date, Uuid
+from sqlalchemy import Date, Integer, Uuid
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -48,3 +48,22 @@ def _new_uuid_sqlite(element: new_uuid, compiler: Any, **kw: Any) -> str:
         "substr(hex(randomblob(2)),2,3) || substr('89ab', 1 + (abs(random()) % 4), 1) || "
         "substr(hex(randomblob(2)),2,3) || hex(randomblob(6)))"
     )
+
+
+class days_between(FunctionElement[Any]):
+    """``days_between(later, earlier)``: whole days from ``earlier`` to ``later``."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(days_between, "postgresql")
+def _days_between_pg(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return f"({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})"
+
+
+@compiles(days_between, "sqlite")
+def _days_between_sqlite(element: days_between, compiler: Any, **kw: Any) -> str:
+    later, earlier = list(element.clauses)
+    return f"CAST(julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)}) AS INTEGER)"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, literal, not_, or_, select, update
+from sqlalchemy import BigInteger, and_, cast, func, insert, literal, not_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -36,7 +36,7 @@ from core.dunning.models import DunningAction, DunningPolicy, DunningStage, Dunn
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message, MessageStatus
-from core.sqlfuncs import add_days, new_uuid
+from core.sqlfuncs import add_days, days_between, new_uuid
 
 ACTIVE_STATUSES = (InvoiceStatus.approved.value, InvoiceStatus.open.value)
 
@@ -83,7 +83,7 @@ class SweepResult:
     sweep_id: uuid.UUID
     actions: int
     messages: int
-    fees: int
+    fees: int  # fee and interest entries posted
     broken_promises: list[str] = field(default_factory=list)  # invoice external ids, for staff
 
 
@@ -117,6 +117,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
         return SweepResult(sweep_id, 0, 0, 0, broken)
 
     state = DunningState
+    pol = DunningPolicy
     # 3. Fees of every stage crossed, in the invoice's currency.
     crossed = aliased(DunningStage)
     reached = aliased(DunningStage)
@@ -165,6 +166,57 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     ]
     result = await session.execute(insert(table_of(LedgerEntry)).from_select(fee_cols, fees))
     n_fees = int(getattr(result, "rowcount", 0) or 0)
+
+    # 3b. Statutory interest when a stage that charges it is crossed: simple interest at the policy's
+    # annual rate on the open amount (fees and earlier interest excluded) for the days overdue.
+    principal = (
+        select(
+            cast(func.coalesce(func.sum(LedgerEntry.amount_minor), 0), BigInteger)
+        )  # sum() is NUMERIC on PG
+        .where(
+            col(LedgerEntry.invoice_id) == col(state.invoice_id),
+            col(LedgerEntry.kind).not_in((EntryKind.fee.value, EntryKind.interest.value)),
+        )
+        .scalar_subquery()
+    )
+    # Round half up in integer arithmetic: (principal * bp * days + 1825000) // 3650000.
+    interest_minor = (
+        principal * col(pol.interest_rate_bp) * days_between(literal(today), Invoice.due_date) + 1_825_000
+    ) // 3_650_000
+    interest = (
+        select(
+            new_uuid(),
+            col(state.debtor_id),
+            col(state.invoice_id),
+            literal(EntryKind.interest.value),
+            interest_minor,
+            col(Invoice.currency),
+            literal(today),
+            literal("statutory interest at stage ") + col(crossed.key),
+            literal(SYSTEM.label),
+            literal(now),
+        )
+        .select_from(this)
+        .join(state, col(state.invoice_id) == this.c.invoice_id)
+        .join(Invoice, col(Invoice.id) == col(state.invoice_id))
+        .join(pol, col(pol.id) == col(state.policy_id))
+        .join(
+            reached,
+            and_(col(reached.policy_id) == col(state.policy_id), col(reached.key) == this.c.stage_key),
+        )
+        .join(
+            crossed,
+            and_(
+                col(crossed.policy_id) == col(state.policy_id),
+                col(crossed.position) > col(state.stage_position),
+                col(crossed.position) <= col(reached.position),
+                col(crossed.charge_interest),
+            ),
+        )
+        .where(col(pol.interest_rate_bp) > 0, interest_minor > 0)
+    )
+    result = await session.execute(insert(table_of(LedgerEntry)).from_select(fee_cols, interest))
+    n_fees += int(getattr(result, "rowcount", 0) or 0)
 
     # 4. One message per debtor, in the words of its most advanced stage.
     ranked = (

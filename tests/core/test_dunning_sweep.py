@@ -79,7 +79,9 @@ async def test_an_invoice_walks_through_every_stage_once(db: Database) -> None:
     ]
     final = await state_of(db, inv)
     assert (final.stage_key, final.next_action_on) == ("agency", None)
-    assert await open_minor(db, d) == 10_000 + 1_500  # the invoice plus the second reminder's fee
+    # The invoice, the second reminder's fee, and at the final notice (30 days late) 8 % a year of
+    # interest on 100.00: 100.00 * 0.08 * 30 / 365 = 0.6575 → 0.66.
+    assert await open_minor(db, d) == 10_000 + 1_500 + 66
 
 
 async def test_after_downtime_only_the_latest_stage_is_sent_but_crossed_fees_are_charged(
@@ -158,3 +160,29 @@ async def test_the_preview_shows_exactly_what_the_sweep_then_does(db: Database) 
         assert (await s.execute(select(func.count()).select_from(DunningAction))).scalar_one() == 0
     assert (await run(db, "2026-11-27")).actions == len(lines)
     assert await stages_sent(db) == [("first_reminder", "reminder_overdue")]
+
+
+async def test_interest_is_simple_on_the_open_principal_and_never_on_fees(db: Database) -> None:
+    d = await factories.debtor(db)
+    inv = await factories.invoice(
+        db, d, issue_date=date(2026, 1, 1), due_date=date(2026, 2, 1), amount_minor=1_000_000
+    )
+    async with db.session_scope() as s:
+        await ledger.record_payment(
+            s,
+            PaymentIn(debtor_external_id=d, invoice_external_id=inv, currency="EUR", amount="2500.00"),
+            actor=STAFF,
+            today=date(2026, 2, 10),
+        )
+    # Down until 13 Mar (40 days late): second reminder's fee and the final notice's interest both
+    # come due at once. Principal 7,500.00 at 8 % for 40 days = 65.753… → 65.75.
+    result = await run(db, "2026-03-13")
+    assert (result.actions, result.fees) == (1, 2)
+    async with db.sessionmaker() as s:
+        rows = await s.execute(
+            select(col(LedgerEntry.kind), col(LedgerEntry.amount_minor))
+            .where(col(LedgerEntry.kind).in_(("fee", "interest")))
+            .order_by(col(LedgerEntry.kind))
+        )
+        assert rows.all() == [("fee", 1_500), ("interest", 6_575)]
+    assert (await run(db, "2026-03-20")).fees == 0  # charged once: the next stage (agency) charges none
