@@ -15,6 +15,7 @@ from arq.connections import RedisSettings
 from core.access import service as access
 from core.config import Settings
 from core.db import Database
+from core.dunning.sweep import sweep
 from core.logging import configure as configure_logging
 from core.ports import SystemClock
 
@@ -42,13 +43,31 @@ async def purge_idempotency_keys(ctx: dict[str, Any]) -> int:
         return await access.purge_idempotency(session, cutoff)
 
 
+async def sweep_dunning(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Decide and record what is due now (idempotent: a second run the same day finds nothing)."""
+    db: Database = ctx["db"]
+    async with db.session_scope() as session:
+        result = await sweep(session, now=ctx["clock"].now())
+    return {
+        "sweep_id": str(result.sweep_id),
+        "actions": result.actions,
+        "messages": result.messages,
+        "fees": result.fees,
+        "broken_promises": result.broken_promises,
+    }
+
+
 def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS)
 
 
 class WorkerSettings:
-    functions = [purge_idempotency_keys]
-    cron_jobs = [cron(purge_idempotency_keys, minute={17}, unique=True)]
+    functions = [purge_idempotency_keys, sweep_dunning]
+    cron_jobs = [
+        cron(purge_idempotency_keys, minute={17}, unique=True),
+        # Stage dates are whole days; sweeping hourly picks up new approvals and lifted holds.
+        cron(sweep_dunning, minute={5}, unique=True, run_at_startup=True),
+    ]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings(Settings())

@@ -59,3 +59,37 @@ async def test_purge_job_forgets_only_expired_idempotency_keys(
         keys = (await s.execute(select(col(IdempotencyRecord.key)))).scalars().all()
         assert keys == ["new"]
         assert (await s.execute(select(func.count()).select_from(IdempotencyRecord))).scalar_one() == 1
+
+
+async def test_the_sweep_job_records_due_reminders_once(
+    db: Database, arq_pool: ArqRedis, settings: Settings
+) -> None:
+    from datetime import date
+
+    from core.dunning.models import DunningAction
+    from core.ports import FixedClock as Clock
+
+    d = await factories.debtor(db)
+    await factories.invoice(db, d, issue_date=date(2026, 10, 1), due_date=date(2026, 11, 1))
+    ctx = {"settings": settings, "db": db, "clock": Clock(factories.at("2026-11-24")), "owns_db": False}
+    w = Worker(
+        functions=[worker.sweep_dunning],
+        redis_pool=arq_pool,
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+        on_startup=worker.startup,
+        on_shutdown=worker.shutdown,
+        ctx=ctx,
+    )
+    try:
+        first = await arq_pool.enqueue_job("sweep_dunning")
+        second = await arq_pool.enqueue_job("sweep_dunning")  # a retried or doubled job
+        assert first is not None and second is not None
+        await w.main()
+        results = [await first.result(timeout=5), await second.result(timeout=5)]
+    finally:
+        await w.close()
+    assert sorted(r["actions"] for r in results) == [0, 1]
+    async with db.sessionmaker() as s:
+        assert (await s.execute(select(func.count()).select_from(DunningAction))).scalar_one() == 1
