@@ -6,9 +6,11 @@ job more than once, so each one is safe to repeat.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+import httpx
 from arq import cron
 from arq.connections import RedisSettings
 
@@ -16,6 +18,7 @@ from core.access import service as access
 from core.config import Settings
 from core.db import Database
 from core.dunning.sweep import sweep
+from core.events import service as events
 from core.logging import configure as configure_logging
 from core.ports import SystemClock
 
@@ -30,6 +33,8 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "http" in ctx:
+        await ctx.pop("http").aclose()
     if ctx.pop("owns_db", True):
         await ctx["db"].dispose()
 
@@ -57,16 +62,36 @@ async def sweep_dunning(ctx: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def deliver_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
+    """Fan new events out to the configured endpoints, then send what is due (every minute)."""
+    settings: Settings = ctx["settings"]
+    db: Database = ctx["db"]
+    clock = ctx["clock"]
+    async with db.session_scope() as session:
+        await events.fan_out(session, settings.webhook_endpoints, clock.now())
+    if not settings.webhook_endpoints:
+        return {"claimed": 0}
+    if "http" not in ctx:
+        ctx["http"] = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
+    secret = (
+        settings.webhook_secret.get_secret_value()
+        if settings.webhook_secret
+        else settings.ensure_secret_key()
+    )
+    return asdict(await events.deliver(db, ctx["http"], secret=secret, clock=clock))
+
+
 def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS)
 
 
 class WorkerSettings:
-    functions = [purge_idempotency_keys, sweep_dunning]
+    functions = [purge_idempotency_keys, sweep_dunning, deliver_webhooks]
     cron_jobs = [
         cron(purge_idempotency_keys, minute={17}, unique=True),
         # Stage dates are whole days; sweeping hourly picks up new approvals and lifted holds.
         cron(sweep_dunning, minute={5}, unique=True, run_at_startup=True),
+        cron(deliver_webhooks, unique=True),  # every minute
     ]
     on_startup = startup
     on_shutdown = shutdown

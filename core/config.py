@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     sms_api_url: str | None = None
     sms_api_token: SecretStr | None = None
 
+    # Outbound webhooks: events (stage reached, invoice paid, promise broken, handed to agency) are
+    # POSTed, signed with HMAC-SHA256 under WEBHOOK_SECRET, to every URL here (comma-separated).
+    webhook_urls: str = ""
+    webhook_secret: SecretStr | None = None
+
     creditor_name: str | None = None
     creditor_iban: str | None = None
     creditor_bic: str | None = None
@@ -63,6 +68,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def webhook_endpoints(self) -> list[str]:
+        return sorted(_csv_set(self.webhook_urls))
 
     @property
     def slack_allowed_user_ids(self) -> frozenset[str]:

@@ -6,6 +6,7 @@ from core.access.models import ApiKey, IdempotencyRecord
 from core.audit import AuditEvent
 from core.debtors.models import ContactPoint, Debtor
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, Promise
+from core.events.models import Event, WebhookDelivery
 from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
@@ -22,6 +23,7 @@ __all__ = [
     "DunningPolicy",
     "DunningStage",
     "DunningState",
+    "Event",
     "IdempotencyRecord",
     "Invoice",
     "InvoiceBatch",
@@ -30,5 +32,6 @@ __all__ = [
     "Message",
     "Payment",
     "Promise",
+    "WebhookDelivery",
     "metadata",
 ]

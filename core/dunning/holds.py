@@ -21,6 +21,8 @@ from core.audit import SYSTEM, Actor
 from core.base import utcnow
 from core.dunning.models import DunningPolicy, DunningState, Promise, PromiseStatus
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.events.models import EventType
+from core.events.service import emit_many
 from core.invoices import repository as invoice_repo
 from core.invoices.models import PAYABLE_STATUSES, Invoice
 from core.ledger import repository as ledger_repo
@@ -218,6 +220,11 @@ async def break_promises(session: AsyncSession, today: date) -> list[str]:
         "promise.broken",
         "invoice",
         ((ext, None, {"on": today.isoformat()}) for ext in external_ids),
+    )
+    await emit_many(
+        session,
+        EventType.promise_broken,
+        ((ext, {"invoice": ext, "broken_on": today.isoformat()}) for ext in external_ids),
     )
     return external_ids
 

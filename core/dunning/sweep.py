@@ -33,6 +33,7 @@ from core.base import JSONType, new_id, table_of
 from core.debtors.models import Debtor
 from core.dunning.holds import break_promises
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
+from core.events.service import emit_stage_events
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message, MessageStatus
@@ -115,6 +116,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     n_actions = int((await session.execute(select(func.count()).select_from(this))).scalar_one())
     if n_actions == 0:
         return SweepResult(sweep_id, 0, 0, 0, broken)
+    await emit_stage_events(session, sweep_id, now)
 
     state = DunningState
     pol = DunningPolicy

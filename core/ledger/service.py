@@ -18,6 +18,8 @@ from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
 from core.dunning.holds import keep_promises
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.events.models import EventType
+from core.events.service import emit_many
 from core.invoices import repository as invoice_repo
 from core.invoices.models import PAYABLE_STATUSES, InvoiceStatus
 from core.ledger import repository as repo
@@ -255,6 +257,15 @@ async def record_payment(
     now = utcnow()
     await invoice_repo.set_status(session, settled, InvoiceStatus.paid, now)
     await keep_promises(session, settled)
+    await emit_many(
+        session,
+        EventType.invoice_paid,
+        (
+            (c.external_id, {"invoice": c.external_id, "payment_id": str(payment.id)})
+            for c in candidates
+            if c.id in settled
+        ),
+    )
     await audit.record(
         session,
         actor,

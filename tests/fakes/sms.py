@@ -45,8 +45,9 @@ class _Failure:
 
 
 class FakeSmsGateway:
-    def __init__(self, *, id_field: str | None = "id") -> None:
+    def __init__(self, *, id_field: str | None = "id", any_json: bool = False) -> None:
         self.id_field = id_field
+        self.any_json = any_json  # accept any JSON object: a generic receiver (webhooks)
         self.requests: list[SmsRequest] = []
         self._failures: list[_Failure] = []
         self._outcomes: list[bool] = []
@@ -107,7 +108,9 @@ class FakeSmsGateway:
             if isinstance(failure.body, str):
                 return web.Response(status=failure.status, text=failure.body, headers=failure.headers)
             return web.json_response(failure.body, status=failure.status, headers=failure.headers)
-        if not isinstance(parsed, dict) or not parsed.get("to") or not isinstance(parsed.get("text"), str):
+        if not isinstance(parsed, dict) or (
+            not self.any_json and (not parsed.get("to") or not isinstance(parsed.get("text"), str))
+        ):
             self._outcomes.append(False)
             return web.json_response({"error": "to and text are required"}, status=422)
         self._outcomes.append(True)
@@ -133,8 +136,10 @@ class FakeSmsGateway:
 
 
 @asynccontextmanager
-async def sms_gateway(*, id_field: str | None = "id") -> AsyncIterator[FakeSmsGateway]:
-    gateway = await FakeSmsGateway(id_field=id_field).start()
+async def sms_gateway(
+    *, id_field: str | None = "id", any_json: bool = False
+) -> AsyncIterator[FakeSmsGateway]:
+    gateway = await FakeSmsGateway(id_field=id_field, any_json=any_json).start()
     try:
         yield gateway
     finally:

@@ -93,3 +93,35 @@ async def test_the_sweep_job_records_due_reminders_once(
     assert sorted(r["actions"] for r in results) == [0, 1]
     async with db.sessionmaker() as s:
         assert (await s.execute(select(func.count()).select_from(DunningAction))).scalar_one() == 1
+
+
+async def test_the_webhook_job_fans_out_and_delivers(
+    db: Database, arq_pool: ArqRedis, settings: Settings
+) -> None:
+    from core.events import service as events
+    from core.ports import FixedClock as Clock
+    from tests.fakes.sms import sms_gateway
+
+    async with db.session_scope() as s:
+        await events.emit_many(s, "invoice.paid", [("INV-W", {"invoice": "INV-W"})])
+    async with sms_gateway(any_json=True) as receiver:
+        configured = settings.model_copy(update={"webhook_urls": receiver.url})
+        ctx = {"settings": configured, "db": db, "clock": Clock(factories.at("2026-11-24")), "owns_db": False}
+        w = Worker(
+            functions=[worker.deliver_webhooks],
+            redis_pool=arq_pool,
+            burst=True,
+            poll_delay=0.05,
+            handle_signals=False,
+            on_startup=worker.startup,
+            on_shutdown=worker.shutdown,
+            ctx=ctx,
+        )
+        try:
+            job = await arq_pool.enqueue_job("deliver_webhooks")
+            assert job is not None
+            await w.main()
+            assert (await job.result(timeout=5))["delivered"] == 1
+        finally:
+            await w.close()
+        assert [r.json["subject"] for r in receiver.requests] == ["INV-W"]
