@@ -68,8 +68,10 @@ async def deliver_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
     db: Database = ctx["db"]
     clock = ctx["clock"]
     async with db.session_scope() as session:
-        await events.fan_out(session, settings.webhook_endpoints, clock.now())
-    if not settings.webhook_endpoints:
+        await events.fan_out(
+            session, settings.webhook_endpoints, clock.now(), agency_url=settings.agency_webhook_url
+        )
+    if not settings.webhook_endpoints and not settings.agency_webhook_url:
         return {"claimed": 0}
     if "http" not in ctx:
         ctx["http"] = httpx.AsyncClient(timeout=10.0, follow_redirects=False)

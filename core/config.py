@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # POSTed, signed with HMAC-SHA256 under WEBHOOK_SECRET, to every URL here (comma-separated).
     webhook_urls: str = ""
     webhook_secret: SecretStr | None = None
+    # The collection agency receives invoice.handed_to_agency events, with the evidence file, here.
+    agency_webhook_url: str | None = None
 
     creditor_name: str | None = None
     creditor_iban: str | None = None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +15,7 @@ from core.debtors import repository as debtor_repo
 from core.debtors import service as debtors
 from core.debtors.models import Debtor
 from core.debtors.schemas import DebtorIn, PauseIn
+from core.dunning import agency
 from core.ledger import service as ledger
 
 router = APIRouter(prefix="/debtors", tags=["debtors"])
@@ -85,3 +86,26 @@ async def resume_debtor(
         return 200, {"external_id": debtor.external_id, "dunning": debtors.pause_state(debtor)}
 
     return await idempotency.run(request, services, key, work)
+
+
+@router.get(
+    "/{external_id}/evidence",
+    summary="The evidence file for a collection agency: invoices, entries, messages, promises, disputes",
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+)
+async def debtor_evidence(
+    external_id: ExternalIdPath,
+    services: ServicesDep,
+    _: Annotated[ApiKey, Depends(require("debtors:read"))],
+    format: Annotated[Literal["json", "csv"], Query()] = "json",
+) -> Response:
+    async with services.db.sessionmaker() as session:
+        debtor = await debtors.get(session, external_id)
+        file = await agency.evidence(session, debtor.id)
+    if format == "csv":
+        return Response(
+            agency.evidence_csv(file),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="evidence-{external_id}.csv"'},
+        )
+    return JSONResponse(file)

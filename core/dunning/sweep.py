@@ -31,6 +31,7 @@ from core import audit
 from core.audit import SYSTEM
 from core.base import JSONType, new_id, table_of
 from core.debtors.models import Debtor
+from core.dunning.agency import hand_over
 from core.dunning.holds import break_promises
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
 from core.events.service import emit_stage_events
@@ -117,6 +118,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     if n_actions == 0:
         return SweepResult(sweep_id, 0, 0, 0, broken)
     await emit_stage_events(session, sweep_id, now)
+    await hand_over(session, sweep_id, now)
 
     state = DunningState
     pol = DunningPolicy

@@ -94,16 +94,23 @@ async def emit_stage_events(session: AsyncSession, sweep_id: uuid.UUID, now: dat
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-async def fan_out(session: AsyncSession, endpoints: Sequence[str], now: datetime) -> int:
+async def fan_out(
+    session: AsyncSession, endpoints: Sequence[str], now: datetime, *, agency_url: str | None = None
+) -> int:
     """One pending delivery per undispatched event and endpoint (set-based), then mark them dispatched.
 
-    With no endpoint configured, events are kept as a log and marked dispatched.
+    The agency URL receives only hand-off events. With no endpoint configured, events are kept as a
+    log and marked dispatched. Returns how many deliveries were made.
     """
     pending = select(col(Event.id)).where(not_(col(Event.dispatched))).with_for_update(skip_locked=True)
     ids = list((await session.execute(pending)).scalars().all())
     if not ids:
         return 0
-    for url in endpoints:
+    targets: list[tuple[str, str | None]] = [(url, None) for url in endpoints]
+    if agency_url:
+        targets.append((agency_url, EventType.handed_to_agency.value))
+    made = 0
+    for url, only in targets:
         rows = select(
             new_uuid(),
             col(Event.id),
@@ -112,13 +119,16 @@ async def fan_out(session: AsyncSession, endpoints: Sequence[str], now: datetime
             literal(0),
             literal(now),
         ).where(col(Event.id).in_(ids))
-        await session.execute(
+        if only is not None:
+            rows = rows.where(col(Event.type) == only)
+        result = await session.execute(
             insert(table_of(WebhookDelivery)).from_select(
                 ["id", "event_id", "url", "status", "attempts", "next_attempt_at"], rows
             )
         )
+        made += int(getattr(result, "rowcount", 0) or 0)
     await session.execute(update(Event).where(col(Event.id).in_(ids)).values(dispatched=True))
-    return len(ids) * len(endpoints)
+    return made
 
 
 def backoff(attempts: int) -> float:

@@ -22,7 +22,10 @@ class PaymentIn(BaseModel):
     currency: Currency
     amount: AmountText
     received_on: date | None = None
-    method: Annotated[str, Field(pattern=r"^(bank_transfer|cash|cheque|card|other)$")] = "bank_transfer"
+    method: Annotated[str, Field(pattern=r"^(bank_transfer|cash|cheque|card|agency|other)$")] = Field(
+        default="bank_transfer",
+        description="`agency`: collected by the collection agency (booked as agency_payment)",
+    )
     reference: Annotated[str, Field(max_length=255)] | None = None
 
     @field_validator("amount")

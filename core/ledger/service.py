@@ -202,6 +202,7 @@ async def record_payment(
             )
         candidates = [c for c in candidates if c.id == invoice.id]
 
+    kind = EntryKind.agency_payment if data.method == "agency" else EntryKind.payment
     payment = Payment(
         debtor_id=debtor.id,
         amount_minor=amount,
@@ -227,7 +228,7 @@ async def record_payment(
             settled.append(cand.id)
         rows.append(
             entry_row(
-                kind=EntryKind.payment,
+                kind=kind,
                 debtor_id=debtor.id,
                 amount_minor=take,
                 currency=data.currency,
@@ -242,7 +243,7 @@ async def record_payment(
     if left:
         rows.append(
             entry_row(
-                kind=EntryKind.payment,
+                kind=kind,
                 debtor_id=debtor.id,
                 amount_minor=left,
                 currency=data.currency,

@@ -1,0 +1,238 @@
+"""Hand-off to a collection agency at a policy's final stage, with the evidence the agency needs.
+
+The sweep marks the invoices of this sweep that reached an ``agency`` stage ``with_agency`` (one
+UPDATE), then builds one evidence file per debtor handed over and records a
+``invoice.handed_to_agency`` event carrying it; the worker delivers that event, signed, to
+AGENCY_WEBHOOK_URL. Agency payments come back through POST /api/v1/payments with method
+``agency`` and are booked as ``agency_payment``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from core import audit
+from core.audit import SYSTEM
+from core.debtors.models import ContactPoint, Debtor
+from core.dunning.models import DunningAction, DunningStage, DunningState, Promise, StageAction
+from core.events.models import EventType
+from core.events.service import emit_many
+from core.invoices.models import Invoice, InvoiceStatus
+from core.ledger.models import LedgerEntry
+from core.messaging.models import Message
+from core.money import format_minor
+
+
+async def hand_over(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -> list[str]:
+    """Invoices of this sweep at an agency stage go to the agency. Returns their external ids."""
+    reached_agency = (
+        select(col(DunningAction.invoice_id))
+        .join(DunningState, col(DunningState.invoice_id) == col(DunningAction.invoice_id))
+        .join(
+            DunningStage,
+            and_(
+                col(DunningStage.policy_id) == col(DunningState.policy_id),
+                col(DunningStage.key) == col(DunningAction.stage_key),
+            ),
+        )
+        .where(col(DunningAction.sweep_id) == sweep_id, col(DunningStage.action) == StageAction.agency.value)
+    )
+    rows = (
+        await session.execute(
+            select(col(Invoice.id), col(Invoice.external_id), col(Invoice.debtor_id)).where(
+                col(Invoice.id).in_(reached_agency)
+            )
+        )
+    ).all()
+    if not rows:
+        return []
+    await session.execute(
+        update(Invoice)
+        .where(col(Invoice.id).in_([r.id for r in rows]))
+        .values(status=InvoiceStatus.with_agency.value, updated_at=now)
+    )
+    await audit.record_many(
+        session,
+        SYSTEM,
+        "invoice.handed_to_agency",
+        "invoice",
+        ((r.external_id, None, {"status": InvoiceStatus.with_agency.value}) for r in rows),
+    )
+    debtor_ids = sorted({r.debtor_id for r in rows})
+    files = [await evidence(session, debtor_id) for debtor_id in debtor_ids]
+    await emit_many(session, EventType.handed_to_agency, ((f["debtor"]["external_id"], f) for f in files))
+    return sorted(r.external_id for r in rows)
+
+
+async def evidence(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, Any]:
+    """Everything an agency needs about one debtor: invoices, entries, messages, promises, disputes."""
+    debtor = await session.get(Debtor, debtor_id)
+    assert debtor is not None
+    contacts = (
+        await session.scalars(select(ContactPoint).where(col(ContactPoint.debtor_id) == debtor_id))
+    ).all()
+    invoices = (
+        await session.scalars(
+            select(Invoice).where(col(Invoice.debtor_id) == debtor_id).order_by(col(Invoice.due_date))
+        )
+    ).all()
+    entries = (
+        await session.scalars(
+            select(LedgerEntry)
+            .where(col(LedgerEntry.debtor_id) == debtor_id)
+            .order_by(col(LedgerEntry.created_at))
+        )
+    ).all()
+    states = {
+        s.invoice_id: s
+        for s in (
+            await session.scalars(select(DunningState).where(col(DunningState.debtor_id) == debtor_id))
+        ).all()
+    }
+    messages = (
+        await session.execute(
+            select(col(DunningAction.invoice_id), col(DunningAction.stage_key), Message)
+            .join(Message, col(Message.id) == col(DunningAction.message_id))
+            .where(col(DunningAction.debtor_id) == debtor_id)
+            .order_by(col(Message.created_at))
+        )
+    ).all()
+    promises = (
+        await session.scalars(
+            select(Promise).where(col(Promise.debtor_id) == debtor_id).order_by(col(Promise.created_at))
+        )
+    ).all()
+    by_id = {i.id: i for i in invoices}
+
+    def money(minor: int, currency: str) -> dict[str, str]:
+        return {"amount": format_minor(minor, currency), "currency": currency}
+
+    open_by_invoice: dict[uuid.UUID, int] = {}
+    for e in entries:
+        if e.invoice_id is not None:
+            open_by_invoice[e.invoice_id] = open_by_invoice.get(e.invoice_id, 0) + e.amount_minor
+    return {
+        "debtor": {
+            "external_id": debtor.external_id,
+            "name": debtor.name,
+            "address": debtor.address,
+            "locale": debtor.locale,
+            "contacts": [
+                {
+                    "kind": c.kind,
+                    "address": c.address,
+                    "opted_out": c.opted_out,
+                    "last_delivery_status": c.last_delivery_status,
+                }
+                for c in contacts
+            ],
+        },
+        "invoices": [
+            {
+                "external_id": i.external_id,
+                "number": i.number,
+                "issue_date": i.issue_date.isoformat(),
+                "due_date": i.due_date.isoformat(),
+                "status": i.status,
+                "amount": money(i.amount_minor, i.currency),
+                "open": money(open_by_invoice.get(i.id, 0), i.currency),
+                "stage": states[i.id].stage_key if i.id in states else None,
+                "disputed": states[i.id].disputed if i.id in states else False,
+                "dispute_reason": states[i.id].dispute_reason if i.id in states else None,
+            }
+            for i in invoices
+            if i.status != InvoiceStatus.pending_approval
+        ],
+        "ledger": [
+            {
+                "invoice": by_id[e.invoice_id].external_id if e.invoice_id in by_id else None,
+                "kind": e.kind,
+                "amount": money(e.amount_minor, e.currency),
+                "date": e.effective_date.isoformat(),
+                "description": e.description,
+            }
+            for e in entries
+        ],
+        "messages": [
+            {
+                "invoice": by_id[inv_id].external_id,
+                "stage": stage,
+                "template": m.template,
+                "channel": m.channel,
+                "status": m.status,
+                "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+                "error": m.error,
+            }
+            for inv_id, stage, m in messages
+        ],
+        "promises": [
+            {
+                "invoice": by_id[p.invoice_id].external_id,
+                "promised_on": p.promised_on.isoformat(),
+                "status": p.status,
+                "made_at": p.created_at.isoformat(),
+                "source": p.source,
+            }
+            for p in promises
+        ],
+    }
+
+
+CSV_COLUMNS = ("record", "invoice", "date", "kind", "amount", "currency", "status", "detail")
+
+
+def evidence_csv(file: dict[str, Any]) -> str:
+    """The same evidence as one flat CSV, one line per invoice, entry, message and promise."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for i in file["invoices"]:
+        writer.writerow(
+            (
+                "invoice",
+                i["external_id"],
+                i["due_date"],
+                i["number"],
+                i["open"]["amount"],
+                i["open"]["currency"],
+                i["status"],
+                i["dispute_reason"] or "",
+            )
+        )
+    for e in file["ledger"]:
+        writer.writerow(
+            (
+                "ledger",
+                e["invoice"] or "",
+                e["date"],
+                e["kind"],
+                e["amount"]["amount"],
+                e["amount"]["currency"],
+                "",
+                e["description"] or "",
+            )
+        )
+    for m in file["messages"]:
+        writer.writerow(
+            (
+                "message",
+                m["invoice"],
+                m["sent_at"] or "",
+                m["stage"],
+                "",
+                "",
+                m["status"],
+                f"{m['template']} via {m['channel'] or '-'}",
+            )
+        )
+    for p in file["promises"]:
+        writer.writerow(("promise", p["invoice"], p["promised_on"], p["source"], "", "", p["status"], ""))
+    return out.getvalue()
