@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     batch_max_invoices: int = Field(default=10_000, alias="DUEBOT_BATCH_MAX_INVOICES")
     csv_max_rows: int = Field(default=1_000_000, alias="DUEBOT_CSV_MAX_ROWS")
     idempotency_ttl_hours: int = Field(default=24, alias="DUEBOT_IDEMPOTENCY_TTL_HOURS")
+    distribution_per_hour: int = Field(default=1000, ge=1, alias="DUEBOT_DISTRIBUTION_PER_HOUR")
 
     @property
     def is_sqlite(self) -> bool:

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from core.access import service as access
 from core.audit import Actor
 from core.db import Database
 from core.debtors import service as debtors
 from core.debtors.schemas import DebtorIn
+from core.dunning import distribution
+from core.dunning.models import DunningAction
 from core.invoices import intake
 from core.invoices import service as invoices
 from core.invoices.intake import NewInvoice
 from core.invoices.models import InvoiceBatch
+from core.messaging.models import Message, MessageStatus
 
 TEST_ACTOR = Actor("test", "factory")
 _seq = itertools.count(1)
@@ -49,12 +57,32 @@ def invoice_row(debtor_external_id: str, **over: Any) -> NewInvoice:
     return NewInvoice(**values)
 
 
-async def batch(db: Database, rows: list[NewInvoice], *, approve: bool = True) -> InvoiceBatch:
+async def batch(
+    db: Database, rows: list[NewInvoice], *, approve: bool = True, delivered: bool = True
+) -> InvoiceBatch:
+    """A batch; approved by default, and then its invoices already delivered to the debtors (their
+    "issued" messages sent, the invoices open), as most tests want. ``delivered=False`` leaves the
+    deliveries queued on the outbox."""
     async with db.session_scope() as s:
         result = await intake.create_batch(s, rows, actor=TEST_ACTOR, source="test", max_items=10_000)
         if approve:
             await invoices.approve(s, result.batch.id, actor=TEST_ACTOR)
+            if delivered:
+                await _mark_delivered(s, result.batch.id)
     return result.batch
+
+
+async def _mark_delivered(session: AsyncSession, batch_id: uuid.UUID) -> None:
+    issued = select(col(DunningAction.message_id)).where(
+        col(DunningAction.sweep_id) == batch_id, col(DunningAction.stage_key) == distribution.ISSUED
+    )
+    sent_at = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    await session.execute(
+        update(Message)
+        .where(col(Message.id).in_(issued))
+        .values(status=MessageStatus.sent.value, channel="email", sent_at=sent_at, attempts=1)
+    )
+    await distribution.mark_issued(session, sent_at)
 
 
 async def invoice(db: Database, debtor_external_id: str, *, approve: bool = True, **over: Any) -> str:

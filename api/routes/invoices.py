@@ -76,11 +76,20 @@ def _decision(action: str) -> Any:
         key: Annotated[ApiKey, Depends(require("invoices:approve"))],
         body: DecisionIn | None = None,
     ) -> Response:
-        fn = invoices.approve if action == "approve" else invoices.reject
         note = body.note if body else None
 
         async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
-            return 200, views.batch(await fn(session, batch_id, actor=actor_of(key), note=note))
+            if action == "approve":
+                batch = await invoices.approve(
+                    session,
+                    batch_id,
+                    actor=actor_of(key),
+                    note=note,
+                    distribution_per_hour=services.settings.distribution_per_hour,
+                )
+            else:
+                batch = await invoices.reject(session, batch_id, actor=actor_of(key), note=note)
+            return 200, views.batch(batch)
 
         return await idempotency.run(request, services, key, work)
 

@@ -16,6 +16,7 @@ from core.base import utcnow
 from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
 from core.debtors.service import pause_state
+from core.dunning import distribution
 from core.dunning import service as dunning
 from core.dunning.holds import hold_view
 from core.dunning.models import DunningAction, DunningState
@@ -27,6 +28,8 @@ from core.ledger import repository as ledger_repo
 from core.ledger import service as ledger
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message
+
+DEFAULT_DISTRIBUTION_PER_HOUR = 1000
 
 
 async def get_batch(session: AsyncSession, batch_id: uuid.UUID, *, for_update: bool = False) -> InvoiceBatch:
@@ -42,9 +45,17 @@ def _already_decided(batch: InvoiceBatch) -> Conflict:
 
 
 async def approve(
-    session: AsyncSession, batch_id: uuid.UUID, *, actor: Actor, note: str | None = None
+    session: AsyncSession,
+    batch_id: uuid.UUID,
+    *,
+    actor: Actor,
+    note: str | None = None,
+    distribution_per_hour: int = DEFAULT_DISTRIBUTION_PER_HOUR,
 ) -> InvoiceBatch:
-    """Book every invoice of the batch on the ledger. Twice (or by two approvers at once) is one decision."""
+    """Book every invoice of the batch on the ledger and queue its throttled distribution.
+
+    Twice (or by two approvers at once) is one decision.
+    """
     batch = await get_batch(session, batch_id, for_update=True)
     if batch.status != BatchStatus.pending_approval:
         raise _already_decided(batch)
@@ -85,6 +96,7 @@ async def approve(
         ((r.external_id, {"status": r.status}, {"status": InvoiceStatus.approved.value}) for r in rows),
     )
     await dunning.schedule_batch(session, batch_id, now)
+    await distribution.schedule_delivery(session, batch_id, now, distribution_per_hour)
     # Money the debtors already have on account (overpayments) settles the new invoices.
     await credit.apply_credit(session, {r.debtor_id for r in rows}, actor=actor, today=now.date())
     return batch

@@ -37,7 +37,10 @@ async def test_the_final_stage_hands_the_invoice_over_with_its_evidence(
     assert evidence["debtor"]["external_id"] == "AGENCY-1"
     assert [i["external_id"] for i in evidence["invoices"]] == [inv]
     assert [p["status"] for p in evidence["promises"]] == ["broken"]
-    assert [m["stage"] for m in evidence["messages"]] == ["agency"]
+    assert [m["stage"] for m in evidence["messages"]] == [
+        "issued",
+        "agency",
+    ]  # the invoice itself, then dunning
     assert {e["kind"] for e in evidence["ledger"]} == {"invoice", "fee", "interest"}
 
     sheet = await client.get(f"{API}/debtors/{d}/evidence", params={"format": "csv"}, headers=auth)

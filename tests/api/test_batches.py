@@ -202,7 +202,10 @@ async def test_the_invoice_view(client: httpx.AsyncClient, auth: dict[str, str],
         "dispute_reason": None,
         "promise_date": None,
     }
-    assert inv["messages"] == []
+    # Approval queued the invoice's own delivery (stage "issued"), not sent yet.
+    assert [(m["stage"], m["template"], m["status"]) for m in inv["messages"]] == [
+        ("issued", "invoice_delivery", "queued")
+    ]
     assert [(e["kind"], e["amount"]["amount"], e["effective_date"]) for e in inv["ledger"]] == [
         ("invoice", "120.50", "2026-10-01"),
         ("payment", "-20.50", "2026-11-20"),

@@ -48,7 +48,7 @@ async def test_a_promise_holds_dunning_until_its_date_plus_grace_then_breaks(
     view = (await client.get(f"{API}/invoices/{inv}", headers=auth)).json()
     assert view["dunning"]["invoice"]["promise_date"] is None
     assert view["dunning"]["stage"] == "final_notice"
-    assert [m["stage"] for m in view["messages"]] == ["final_notice"]
+    assert [m["stage"] for m in view["messages"]] == ["issued", "final_notice"]
     async with db.sessionmaker() as s:
         assert (await s.execute(select(col(Promise.status)))).scalars().all() == ["broken"]
     trail = (await client.get(f"{API}/audit", params={"entity": "invoice", "id": inv}, headers=auth)).json()

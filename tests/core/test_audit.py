@@ -175,8 +175,8 @@ async def test_payment_and_the_invoices_it_settles(db: Database, trail: Trail) -
     }
     paid = await trail.one("invoice.paid")
     assert paid.entity_id == first
-    # The before state is the status the invoice really had (booked, not yet delivered).
-    assert paid.before == {"status": "approved"}
+    # The before state is the status the invoice really had (booked and delivered: open).
+    assert paid.before == {"status": "open"}
     assert paid.after == {"status": "paid", "payment_id": str(result.payment.id)}
 
 
@@ -191,7 +191,7 @@ async def test_credit_note_and_settlement(db: Database, trail: Trail) -> None:
     assert issued.after == {"invoice": inv, "amount": "25.00", "currency": "EUR", "reason": "returned goods"}
     settled = await trail.one("invoice.settled")
     assert settled.entity_id == inv
-    assert settled.before == {"status": "approved"}
+    assert settled.before == {"status": "open"}
     assert settled.after == {"status": "paid", "credit_note": note.number}
 
 

@@ -42,6 +42,7 @@ async def stages_sent(db: Database) -> list[tuple[str, str]]:
         rows = await s.execute(
             select(col(DunningAction.stage_key), col(Message.template))
             .join(Message, col(Message.id) == col(DunningAction.message_id))
+            .where(col(Message.kind) == "reminder")  # not the invoice's own delivery ("issued")
             .order_by(col(DunningAction.created_at))
         )
         return [(k, t) for k, t in rows.all()]
@@ -112,11 +113,15 @@ async def test_one_message_per_debtor_lists_all_due_invoices(db: Database) -> No
     assert (result.actions, result.messages) == (3, 2)
     async with db.sessionmaker() as s:
         per_message = await s.execute(
-            select(col(DunningAction.message_id), func.count()).group_by(col(DunningAction.message_id))
+            select(col(DunningAction.message_id), func.count())
+            .where(col(DunningAction.stage_key) != "issued")
+            .group_by(col(DunningAction.message_id))
         )
         assert sorted(n for _, n in per_message.all()) == [1, 2]
         templates = (
-            (await s.execute(select(col(Message.template)).order_by(col(Message.template)))).scalars().all()
+            (await s.execute(select(col(Message.template)).where(col(Message.kind) == "reminder")))
+            .scalars()
+            .all()
         )
     # d1: due 10 Nov (+7, first reminder) and 3 Nov (+14, second reminder): one message in the words of
     # the second reminder. d2: due 10 Nov, first reminder.
@@ -157,7 +162,10 @@ async def test_the_preview_shows_exactly_what_the_sweep_then_does(db: Database) 
         ("PREVIEW-1", "P-1", "first_reminder", "reminder_overdue")
     ]
     async with db.sessionmaker() as s:
-        assert (await s.execute(select(func.count()).select_from(DunningAction))).scalar_one() == 0
+        reminders = (
+            select(func.count()).select_from(DunningAction).where(col(DunningAction.stage_key) != "issued")
+        )
+        assert (await s.execute(reminders)).scalar_one() == 0
     assert (await run(db, "2026-11-27")).actions == len(lines)
     assert await stages_sent(db) == [("first_reminder", "reminder_overdue")]
 

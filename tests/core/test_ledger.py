@@ -100,12 +100,12 @@ async def test_partial_payments_reduce_the_open_amount_until_paid(db: Database) 
     assert [(a.invoice_external_id, a.amount.minor) for a in result.allocations] == [(inv, 3000)]
     bal = await assert_balance_is_ledger_sum(db, d)
     assert bal.currencies["EUR"].open == 7000
-    assert await status_of(db, inv) == "approved"
+    assert await status_of(db, inv) == "open"
 
     await pay(db, d, "69.99")
     bal = await assert_balance_is_ledger_sum(db, d)
     assert bal.currencies["EUR"].open == 1
-    assert await status_of(db, inv) == "approved"
+    assert await status_of(db, inv) == "open"
 
     await pay(db, d, "0.01")
     bal = await assert_balance_is_ledger_sum(db, d)
@@ -121,7 +121,7 @@ async def test_credit_note_and_payment_together_settle_an_invoice(db: Database) 
     note = await credit(db, inv, "25.00")
     assert note.number.startswith("CN-")
     assert (await assert_balance_is_ledger_sum(db, d)).currencies["EUR"].open == 7500
-    assert await status_of(db, inv) == "approved"
+    assert await status_of(db, inv) == "open"
 
     await pay(db, d, "75.00")
     bal = await assert_balance_is_ledger_sum(db, d)
@@ -153,7 +153,7 @@ async def test_credit_note_cannot_exceed_the_open_amount(db: Database) -> None:
     assert exc.value.code == "credit_exceeds_open"
     assert "at most 40.00 is open" in exc.value.errors[0].message
     assert await raw_sums(db, d) == before
-    assert await status_of(db, inv) == "approved"
+    assert await status_of(db, inv) == "open"
 
 
 async def test_credit_note_numbers_are_unique(db: Database) -> None:
@@ -179,9 +179,9 @@ async def test_payment_is_allocated_oldest_due_first(db: Database) -> None:
     assert opens(bal) == {a: 3000, b: 0, c: 8000}
     assert bal.currencies["EUR"].open == 11_000
     assert (await status_of(db, a), await status_of(db, b), await status_of(db, c)) == (
-        "approved",
+        "open",
         "paid",
-        "approved",
+        "open",
     )
 
     # The next payment continues with the oldest invoice still open.
@@ -237,7 +237,7 @@ async def test_two_currencies_never_mix(db: Database) -> None:
     assert bal.currencies["EUR"].credit == 0
     assert bal.currencies["USD"].open == -10_000
     assert bal.currencies["USD"].credit == 10_000
-    assert await status_of(db, eur) == "approved"
+    assert await status_of(db, eur) == "open"
     assert await status_of(db, usd) == "paid"
 
     with pytest.raises(InvalidInput) as exc:
