@@ -1,4 +1,4 @@
-"""`duebot` commands: run (all-in-one dev), serve, migrate, import, api-key, batch, demo."""
+"""`duebot` commands: run (all-in-one dev), serve, migrate, import, api-key, batch, demo, dunning."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import date
 from pathlib import Path
 from typing import TypeVar
 
@@ -204,10 +205,120 @@ async def _demo_key(db: Database, settings: Settings) -> str:
     return token
 
 
+def cmd_dunning(settings: Settings, args: argparse.Namespace) -> int:
+    handlers = {"sweep": _dunning_sweep, "preview": _dunning_preview, "load-policy": _dunning_load_policy}
+    try:
+        return handlers[args.action](settings, args)
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        for err in exc.errors:
+            if err.loc == ("file",):  # already said in the message
+                continue
+            where = f"line {err.line}: " if err.line else ""
+            print(f"  {where}{'.'.join(map(str, err.loc))}: {err.message}", file=sys.stderr)
+        return 1
+
+
+def _dunning_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    """One sweep in one unit of work. ``--date`` (catch-up, testing) sweeps as if at 06:00 UTC that day."""
+    from datetime import UTC, datetime, time
+
+    from core.dunning.sweep import sweep
+    from core.ports import SystemClock
+
+    now = datetime.combine(args.date, time(6), tzinfo=UTC) if args.date else SystemClock().now()
+
+    async def run(db: Database) -> int:
+        async with db.session_scope() as session:
+            result = await sweep(session, now=now)
+        print(
+            f"sweep {result.sweep_id} on {now.date().isoformat()}: {result.actions} invoice(s) reached a stage, "
+            f"{result.messages} message(s) queued, {result.fees} fee(s) posted"
+        )
+        return 0
+
+    return _with_db(settings, run)
+
+
+def _dunning_preview(settings: Settings, args: argparse.Namespace) -> int:
+    """What a sweep on the date would send, as a table; nothing is written."""
+    from collections import Counter
+
+    from core.dunning.service import preview
+    from core.ports import SystemClock
+
+    day = args.date or SystemClock().today()
+
+    async def run(db: Database) -> int:
+        async with db.sessionmaker() as session:
+            lines = await preview(session, day)
+        debtors = len({line.debtor_external_id for line in lines})
+        print(f"dunning preview for {day.isoformat()}: {len(lines)} invoice(s), {debtors} message(s)")
+        if not lines:
+            return 0
+        rows = [
+            (
+                f"{line.debtor_external_id} {line.debtor_name}",
+                line.invoice_number,
+                line.stage,
+                ", ".join(line.channels),
+            )
+            for line in lines
+        ]
+        header = ("DEBTOR", "INVOICE", "STAGE", "CHANNELS")
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        for title, counts in (
+            ("per stage", Counter(line.stage for line in lines)),
+            ("per channel (first choice)", Counter(line.channels[0] for line in lines if line.channels)),
+        ):
+            print(f"{title}: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
+        return 0
+
+    return _with_db(settings, run)
+
+
+def _dunning_load_policy(settings: Settings, args: argparse.Namespace) -> int:
+    """Upsert every policy of a YAML file, all or nothing."""
+    from core.dunning import policies
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: {path} is not a file", file=sys.stderr)
+        return 2
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    loaded = policies.load_yaml(text)
+
+    async def run(db: Database) -> int:
+        async with db.session_scope() as session:
+            results = await policies.load_policies(session, loaded, CLI)
+        for r in results:
+            what = "created" if r.created else ("replaced" if r.changed else "unchanged")
+            moved = f"; {r.rescheduled} open invoice(s) rescheduled" if r.rescheduled else ""
+            print(
+                f"{what} policy {r.policy.name!r} for segment {r.policy.segment} ({len(r.stages)} stages){moved}"
+            )
+        return 0
+
+    return _with_db(settings, run)
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+def _iso_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date in the form YYYY-MM-DD") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,6 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
         ba.add_argument("batch_id", type=uuid.UUID, help="the id printed by `duebot import`")
         ba.add_argument("--note")
 
+    dn = sub.add_parser("dunning", help="dunning: sweep, preview, load policies")
+    dsub = dn.add_subparsers(dest="action", required=True)
+    ds = dsub.add_parser("sweep", help="run one dunning sweep now")
+    ds.add_argument(
+        "--date",
+        type=_iso_date,
+        help="YYYY-MM-DD: sweep as if at 06:00 UTC that day (catch-up, testing)",
+    )
+    dp = dsub.add_parser("preview", help="show what a sweep would send on a date; nothing is written")
+    dp.add_argument("--date", type=_iso_date, help="YYYY-MM-DD; default today (UTC)")
+    dl = dsub.add_parser("load-policy", help="create or replace dunning policies from a YAML file")
+    dl.add_argument("file")
+
     sub.add_parser("demo", help="seed the demo data (once)")
     sub.add_parser("worker", help="the arq worker (needs REDIS_URL)")
     return p
@@ -257,6 +381,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "api-key": cmd_api_key,
     "batch": cmd_batch,
     "demo": cmd_demo,
+    "dunning": cmd_dunning,
     "worker": cmd_worker,
 }
 

@@ -28,6 +28,8 @@ SCOPES: dict[str, str] = {
     "invoices:approve": "approve or reject invoice batches",
     "payments:write": "record payments and credit notes",
     "audit:read": "read the audit trail",
+    "dunning:read": "read dunning policies and preview a sweep",
+    "dunning:write": "create and replace dunning policies",
 }
 ALL = "*"
 KEY_PREFIX = "dbk"
