@@ -14,13 +14,18 @@ import httpx
 from arq import cron
 from arq.connections import RedisSettings
 
+from bots.email.sender import EmailSender
+from bots.sms.sender import SmsSender
 from core.access import service as access
 from core.config import Settings
 from core.db import Database
+from core.dunning import distribution
 from core.dunning.sweep import sweep
 from core.events import service as events
 from core.logging import configure as configure_logging
-from core.ports import SystemClock
+from core.messaging.delivery import deliver
+from core.messaging.ratelimit import RateLimiter
+from core.ports import MessageSender, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -30,11 +35,29 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["settings"] = settings
     ctx.setdefault("db", Database.from_url(settings.database_url))
     ctx.setdefault("clock", SystemClock())
+    if "senders" not in ctx:
+        ctx["senders"] = build_senders(settings)
+    if "limiter" not in ctx:
+        ctx["limiter"] = RateLimiter(settings.redis_url or "memory://")
+
+
+def build_senders(settings: Settings) -> dict[str, MessageSender]:
+    """The channels that are configured: email with SMTP_URL, SMS with SMS_API_URL."""
+    candidates: list[MessageSender | None] = [
+        EmailSender.from_settings(settings),
+        SmsSender.from_settings(settings),
+    ]
+    return {sender.channel: sender for sender in candidates if sender is not None}
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if "http" in ctx:
         await ctx.pop("http").aclose()
+    if "limiter" in ctx:
+        await ctx.pop("limiter").aclose()
+    for sender in ctx.pop("senders", {}).values():
+        if hasattr(sender, "aclose"):
+            await sender.aclose()
     if ctx.pop("owns_db", True):
         await ctx["db"].dispose()
 
@@ -53,6 +76,9 @@ async def sweep_dunning(ctx: dict[str, Any]) -> dict[str, Any]:
     db: Database = ctx["db"]
     async with db.session_scope() as session:
         result = await sweep(session, now=ctx["clock"].now())
+    # After the commit, so that the delivery job sees the committed outbox.
+    if result.messages and "redis" in ctx:
+        await ctx["redis"].enqueue_job("deliver_messages", _job_id=f"deliver:{result.sweep_id}")
     return {
         "sweep_id": str(result.sweep_id),
         "actions": result.actions,
@@ -60,6 +86,22 @@ async def sweep_dunning(ctx: dict[str, Any]) -> dict[str, Any]:
         "fees": result.fees,
         "broken_promises": result.broken_promises,
     }
+
+
+async def deliver_messages(ctx: dict[str, Any]) -> dict[str, int]:
+    """Send what the outbox holds that is due (every minute, and right after a sweep)."""
+    settings: Settings = ctx["settings"]
+    db: Database = ctx["db"]
+    stats = await deliver(
+        db,
+        ctx["senders"],
+        clock=ctx["clock"],
+        limiter=ctx["limiter"],
+        creditor_name=settings.creditor_name or "duebot",
+    )
+    async with db.session_scope() as session:
+        await distribution.mark_issued(session, ctx["clock"].now())
+    return asdict(stats)
 
 
 async def deliver_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
@@ -88,11 +130,12 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 class WorkerSettings:
-    functions = [purge_idempotency_keys, sweep_dunning, deliver_webhooks]
+    functions = [purge_idempotency_keys, sweep_dunning, deliver_messages, deliver_webhooks]
     cron_jobs = [
         cron(purge_idempotency_keys, minute={17}, unique=True),
         # Stage dates are whole days; sweeping hourly picks up new approvals and lifted holds.
         cron(sweep_dunning, minute={5}, unique=True, run_at_startup=True),
+        cron(deliver_messages, unique=True),  # every minute
         cron(deliver_webhooks, unique=True),  # every minute
     ]
     on_startup = startup

@@ -128,3 +128,53 @@ async def test_the_webhook_job_fans_out_and_delivers(
         finally:
             await w.close()
         assert [r.json["subject"] for r in receiver.requests] == ["INV-W"]
+
+
+async def test_a_sweep_ends_as_an_email_in_the_debtors_inbox(
+    db: Database, arq_pool: ArqRedis, settings: Settings
+) -> None:
+    from datetime import UTC, date, datetime
+
+    from pydantic import SecretStr
+
+    from core.ports import FixedClock as Clock
+    from tests.fakes.smtp import smtp_server
+
+    d = await factories.debtor(db, "INBOX-1")
+    inv = await factories.invoice(
+        db, d, number="2026-77777", issue_date=date(2026, 10, 1), due_date=date(2026, 11, 1)
+    )
+    async with smtp_server() as smtp:
+        configured = settings.model_copy(
+            update={"smtp_url": SecretStr(smtp.url()), "creditor_name": "Acme Supplies"}
+        )
+        clock = Clock(datetime(2026, 11, 24, 10, 0, tzinfo=UTC))  # 11:00 in Amsterdam: no quiet hours
+        ctx = {"settings": configured, "db": db, "clock": clock, "owns_db": False}
+        w = Worker(
+            functions=[worker.sweep_dunning, worker.deliver_messages],
+            redis_pool=arq_pool,
+            burst=True,
+            poll_delay=0.05,
+            handle_signals=False,
+            on_startup=worker.startup,
+            on_shutdown=worker.shutdown,
+            ctx=ctx,
+        )
+        try:
+            job = await arq_pool.enqueue_job("sweep_dunning")
+            assert job is not None
+            await w.main()  # burst: runs the sweep, then the delivery it enqueued after its commit
+            assert (await job.result(timeout=5))["messages"] == 1
+        finally:
+            await w.close()
+        [mail] = smtp.received
+    assert mail.rcpt_tos == ["inbox-1@example.com"]
+    body = mail.message.get_body(("plain",)).get_content()
+    assert "2026-77777" in body and "Acme Supplies" in body
+    async with db.sessionmaker() as s:
+        from core.invoices.repository import get_by_external_id
+        from core.messaging.models import Message
+
+        reminder = (await s.execute(select(Message).where(col(Message.kind) == "reminder"))).scalars().one()
+        assert (reminder.status, reminder.channel) == ("sent", "email")
+        assert (await get_by_external_id(s, inv)) is not None
