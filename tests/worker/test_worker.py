@@ -169,7 +169,9 @@ async def test_a_sweep_ends_as_an_email_in_the_debtors_inbox(
             await w.close()
         [mail] = smtp.received
     assert mail.rcpt_tos == ["inbox-1@example.com"]
-    body = mail.message.get_body(("plain",)).get_content()
+    plain = mail.message.get_body(("plain",))
+    assert plain is not None
+    body = plain.get_content()
     assert "2026-77777" in body and "Acme Supplies" in body
     async with db.sessionmaker() as s:
         from core.invoices.repository import get_by_external_id
