@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -180,11 +180,46 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"  API docs     {base}/docs\n"
         f"  health       {base}/healthz   readiness {base}/readyz   metrics {base}/metrics\n"
         f"  demo API key {key}\n"
-        f"  try:         curl -H 'Authorization: Bearer {key}' {base}/api/v1/debtors/DEMO-1\n",
+        f"  try:         curl -H 'Authorization: Bearer {key}' {base}/api/v1/debtors/DEMO-1\n"
+        f"  worker       in-process: dunning sweep hourly (and now), deliveries and webhooks every minute\n",
         flush=True,
     )
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    asyncio.run(
+        _serve_with_worker(
+            settings,
+            uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning"),
+        )
+    )
     return 0
+
+
+async def _serve_with_worker(settings: Settings, config: Any) -> None:
+    """The API and the arq worker in one process and one event loop (the embedded set-up)."""
+    import uvicorn
+    from arq import ArqRedis
+    from arq.worker import Worker
+
+    import worker
+
+    pool: ArqRedis = (
+        ArqRedis.from_url(settings.redis_url) if settings.redis_url else worker.embedded_redis_pool()
+    )
+    arq_worker = Worker(
+        functions=worker.WorkerSettings.functions,
+        cron_jobs=worker.WorkerSettings.cron_jobs,
+        redis_pool=pool,
+        on_startup=worker.startup,
+        on_shutdown=worker.shutdown,
+        ctx={"settings": settings},
+        handle_signals=False,
+        poll_delay=0.5,
+    )
+    jobs = asyncio.create_task(arq_worker.async_run())
+    try:
+        await uvicorn.Server(config).serve()  # returns on Ctrl-C
+    finally:
+        jobs.cancel()
+        await arq_worker.close()
 
 
 async def _demo_key(db: Database, settings: Settings) -> str:
