@@ -131,3 +131,15 @@ async def credits(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]) -> lis
         )
         out.extend((await session.execute(stmt)).all())
     return out
+
+
+async def promised(session: AsyncSession, debtor_id: uuid.UUID) -> dict[uuid.UUID, int | None]:
+    """invoice id → promised amount (None: the whole open amount) of the debtor's live promises."""
+    from core.dunning.models import DunningState
+
+    rows = await session.execute(
+        select(col(DunningState.invoice_id), col(DunningState.promise_minor)).where(
+            col(DunningState.debtor_id) == debtor_id, col(DunningState.promise_date).is_not(None)
+        )
+    )
+    return {invoice_id: (int(m) if m is not None else None) for invoice_id, m in rows.all()}

@@ -106,6 +106,7 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
     def cur(code: str) -> CurrencyBalance:
         return out.currencies.setdefault(code, CurrencyBalance(code))
 
+    promised = await repo.promised(session, debtor_id)
     for row in await repo.invoice_sums(session, debtor_id):
         open_minor = int(row.open_minor or 0)
         fees = int(row.fees_minor or 0)
@@ -115,6 +116,10 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
         bal.fees_and_interest += fees if open_minor > 0 else 0
         if overdue:
             bal.overdue += open_minor
+        if row.id in promised and open_minor > 0:
+            # A promise of part of the amount counts that part; one without an amount, all that is open.
+            amount = promised[row.id]
+            bal.promised += min(open_minor, amount) if amount is not None else open_minor
         out.invoices.append(
             InvoiceBalance(
                 external_id=row.external_id,

@@ -138,3 +138,17 @@ async def test_holds_need_a_booked_invoice(
     pending = await factories.invoice(db, d, approve=False)
     r = await post(client, auth, f"{pending}/dispute", {"reason": "x"})
     assert r.status_code == 409
+
+
+async def test_the_balance_shows_what_is_promised(
+    client: httpx.AsyncClient, auth: dict[str, str], db: Database
+) -> None:
+    inv = await overdue_invoice(db)
+    view = (await client.get(f"{API}/invoices/{inv}", headers=auth)).json()
+    debtor = view["debtor_external_id"]
+    await post(client, auth, f"{inv}/promise", {"date": "2026-12-01", "amount": "40.00", "currency": "EUR"})
+    eur = (await client.get(f"{API}/debtors/{debtor}", headers=auth)).json()["balance"]["currencies"][0]
+    assert (eur["open"]["amount"], eur["promised"]["amount"]) == ("100.00", "40.00")
+    await post(client, auth, f"{inv}/promise", {"date": "2026-12-02"})  # a new promise replaces it: all of it
+    eur = (await client.get(f"{API}/debtors/{debtor}", headers=auth)).json()["balance"]["currencies"][0]
+    assert eur["promised"]["amount"] == "100.00"
