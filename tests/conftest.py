@@ -128,3 +128,30 @@ def auth(api_key: str) -> dict[str, str]:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+SEEDED = {"dunning_policies", "dunning_stages"}  # rows the migrations put in; committed tests leave them be
+
+
+@pytest.fixture
+async def committed(settings: Settings) -> AsyncIterator[Database]:
+    """A Database whose sessions really commit, on separate pooled connections (for races).
+
+    Emptied afterwards, seeded tables excepted, so later tests start clean.
+    """
+    from sqlalchemy import text
+
+    from core.models import metadata
+
+    db = Database.from_url(settings.database_url)
+    try:
+        yield db
+    finally:
+        tables = [t for t in metadata.sorted_tables if t.name not in SEEDED]
+        async with db.session_scope() as s:
+            if db.dialect == "postgresql":
+                await s.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)}"))
+            else:
+                for table in reversed(tables):
+                    await s.execute(table.delete())
+        await db.dispose()

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from api.deps import Services
 from api.main import create_app
@@ -20,28 +20,9 @@ from core.config import Settings
 from core.db import Database
 from core.invoices.models import Invoice, InvoiceBatch
 from core.ledger.models import LedgerEntry
-from core.models import metadata
 from core.ports import FixedClock
 from tests import factories
 from tests.api.helpers import API, invoice_json
-
-SEEDED = {"dunning_policies", "dunning_stages"}  # rows the migrations put in; the races leave them be
-
-
-@pytest.fixture
-async def committed(settings: Settings) -> AsyncIterator[Database]:
-    db = Database.from_url(settings.database_url)
-    try:
-        yield db
-    finally:
-        tables = [t for t in metadata.sorted_tables if t.name not in SEEDED]
-        async with db.session_scope() as s:
-            if db.dialect == "postgresql":
-                await s.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)}"))
-            else:
-                for table in reversed(tables):
-                    await s.execute(table.delete())
-        await db.dispose()
 
 
 @pytest.fixture

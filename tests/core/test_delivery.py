@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import select, text, update
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from bots.email.sender import EmailSender, parse_smtp_url
@@ -39,7 +39,6 @@ from core.messaging.delivery import (
 )
 from core.messaging.models import Message, MessageStatus
 from core.messaging.ratelimit import ChannelLimit, RateLimiter, backoff
-from core.models import metadata
 from core.ports import DeliveryError, FixedClock, MessageSender
 from tests import factories
 from tests.conftest import NOW
@@ -580,25 +579,6 @@ def test_permanent_errors_mark_addresses_by_their_code() -> None:
 
 
 # --------------------------------------------------------------------------- two workers
-
-
-SEEDED = {"dunning_policies", "dunning_stages"}  # rows the migrations put in; the race leaves them be
-
-
-@pytest.fixture
-async def committed(settings: Settings) -> AsyncIterator[Database]:
-    db = Database.from_url(settings.database_url)
-    try:
-        yield db
-    finally:
-        tables = [t for t in metadata.sorted_tables if t.name not in SEEDED]
-        async with db.session_scope() as s:
-            if db.dialect == "postgresql":
-                await s.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)}"))
-            else:
-                for table in reversed(tables):
-                    await s.execute(table.delete())
-        await db.dispose()
 
 
 async def test_two_workers_racing_send_each_message_exactly_once(
