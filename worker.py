@@ -11,8 +11,10 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import structlog
 from arq import cron
 from arq.connections import RedisSettings
+from redis.exceptions import RedisError
 
 from bots.email.sender import EmailSender
 from bots.sms.sender import SmsSender
@@ -28,6 +30,7 @@ from core.messaging.ratelimit import RateLimiter
 from core.ports import MessageSender, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+log = structlog.get_logger(__name__)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -76,9 +79,13 @@ async def sweep_dunning(ctx: dict[str, Any]) -> dict[str, Any]:
     db: Database = ctx["db"]
     async with db.session_scope() as session:
         result = await sweep(session, now=ctx["clock"].now())
-    # After the commit, so that the delivery job sees the committed outbox.
+    # After the commit, so that the delivery job sees the committed outbox. If Redis is down, the
+    # sweep's work stands and the every-minute delivery job catches up once it is back.
     if result.messages and "redis" in ctx:
-        await ctx["redis"].enqueue_job("deliver_messages", _job_id=f"deliver:{result.sweep_id}")
+        try:
+            await ctx["redis"].enqueue_job("deliver_messages", _job_id=f"deliver:{result.sweep_id}")
+        except (RedisError, OSError) as exc:
+            log.warning("sweep.enqueue_failed", sweep_id=str(result.sweep_id), error=str(exc))
     return {
         "sweep_id": str(result.sweep_id),
         "actions": result.actions,

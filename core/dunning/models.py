@@ -93,7 +93,7 @@ class DunningAction(SQLModel, table=True):
     stage_key: str = Field(max_length=32, primary_key=True)
     debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False)
     sweep_id: uuid.UUID = Field(nullable=False, index=True)
-    message_id: uuid.UUID | None = Field(default=None, foreign_key="messages.id")
+    message_id: uuid.UUID | None = Field(default=None, foreign_key="messages.id", index=True)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 

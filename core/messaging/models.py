@@ -51,4 +51,11 @@ class Message(SQLModel, table=True):
             sqlite_where=text("status = 'queued'"),
         ),
         Index("ix_messages_sweep_debtor", "sweep_id", "debtor_id"),
+        Index(
+            "ix_messages_leases",
+            "updated_at",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
+        Index("ix_messages_provider", "channel", "provider_id"),
     )

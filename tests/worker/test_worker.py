@@ -180,3 +180,30 @@ async def test_a_sweep_ends_as_an_email_in_the_debtors_inbox(
         reminder = (await s.execute(select(Message).where(col(Message.kind) == "reminder"))).scalars().one()
         assert (reminder.status, reminder.channel) == ("sent", "email")
         assert (await get_by_external_id(s, inv)) is not None
+
+
+async def test_with_redis_down_the_sweep_still_stands_and_delivery_catches_up(
+    db: Database, settings: Settings
+) -> None:
+    from datetime import date
+
+    from core.messaging.models import Message
+    from core.ports import FixedClock as Clock
+    from tests.fakes import free_port
+
+    d = await factories.debtor(db)
+    await factories.invoice(db, d, issue_date=date(2026, 10, 1), due_date=date(2026, 11, 1))
+    down = ArqRedis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=0.5)
+    ctx = {"settings": settings, "db": db, "clock": Clock(factories.at("2026-11-24")), "redis": down}
+    try:
+        result = await worker.sweep_dunning(ctx)  # the enqueue after the commit fails; the job does not
+    finally:
+        await down.aclose()
+    assert (result["actions"], result["messages"]) == (1, 1)
+    async with db.sessionmaker() as s:
+        queued = (
+            select(func.count())
+            .select_from(Message)
+            .where(col(Message.kind) == "reminder", col(Message.status) == "queued")
+        )
+        assert (await s.execute(queued)).scalar_one() == 1  # waiting for the next delivery tick
