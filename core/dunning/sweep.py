@@ -125,36 +125,24 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     # 3. Fees of every stage crossed, in the invoice's currency.
     crossed = aliased(DunningStage)
     reached = aliased(DunningStage)
-    fees = (
-        select(
-            new_uuid(),
-            col(state.debtor_id),
-            col(state.invoice_id),
-            literal(EntryKind.fee.value),
-            col(crossed.fee_minor),
-            col(Invoice.currency),
-            literal(today),
-            literal("dunning fee: ") + col(crossed.key),
-            literal(SYSTEM.label),
-            literal(now),
-        )
-        .select_from(this)
-        .join(state, col(state.invoice_id) == this.c.invoice_id)
-        .join(Invoice, col(Invoice.id) == col(state.invoice_id))
-        .join(
-            reached,
-            and_(col(reached.policy_id) == col(state.policy_id), col(reached.key) == this.c.stage_key),
-        )
-        .join(
-            crossed,
-            and_(
-                col(crossed.policy_id) == col(state.policy_id),
-                col(crossed.position) > col(state.stage_position),
-                col(crossed.position) <= col(reached.position),
-                col(crossed.fee_minor).is_not(None),
-                col(crossed.fee_currency) == col(Invoice.currency),
-            ),
-        )
+    fees = select(
+        new_uuid(),
+        col(state.debtor_id),
+        col(state.invoice_id),
+        literal(EntryKind.fee.value),
+        col(crossed.fee_minor),
+        col(Invoice.currency),
+        literal(today),
+        literal("dunning fee: ") + col(crossed.key),
+        literal(SYSTEM.label),
+        literal(now),
+    )
+    fees = _crossed(
+        fees,
+        this,
+        crossed,
+        reached,
+        and_(col(crossed.fee_minor).is_not(None), col(crossed.fee_currency) == col(Invoice.currency)),
     )
     fee_cols = [
         "id",
@@ -173,10 +161,9 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
 
     # 3b. Statutory interest when a stage that charges it is crossed: simple interest at the policy's
     # annual rate on the open amount (fees and earlier interest excluded) for the days overdue.
+    # sum() is NUMERIC on PostgreSQL: cast, so that the division below stays integer division.
     principal = (
-        select(
-            cast(func.coalesce(func.sum(LedgerEntry.amount_minor), 0), BigInteger)
-        )  # sum() is NUMERIC on PG
+        select(cast(func.coalesce(func.sum(LedgerEntry.amount_minor), 0), BigInteger))
         .where(
             col(LedgerEntry.invoice_id) == col(state.invoice_id),
             col(LedgerEntry.kind).not_in((EntryKind.fee.value, EntryKind.interest.value)),
@@ -187,36 +174,21 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     interest_minor = (
         principal * col(pol.interest_rate_bp) * days_between(literal(today), Invoice.due_date) + 1_825_000
     ) // 3_650_000
+    interest = select(
+        new_uuid(),
+        col(state.debtor_id),
+        col(state.invoice_id),
+        literal(EntryKind.interest.value),
+        interest_minor,
+        col(Invoice.currency),
+        literal(today),
+        literal("statutory interest at stage ") + col(crossed.key),
+        literal(SYSTEM.label),
+        literal(now),
+    )
     interest = (
-        select(
-            new_uuid(),
-            col(state.debtor_id),
-            col(state.invoice_id),
-            literal(EntryKind.interest.value),
-            interest_minor,
-            col(Invoice.currency),
-            literal(today),
-            literal("statutory interest at stage ") + col(crossed.key),
-            literal(SYSTEM.label),
-            literal(now),
-        )
-        .select_from(this)
-        .join(state, col(state.invoice_id) == this.c.invoice_id)
-        .join(Invoice, col(Invoice.id) == col(state.invoice_id))
+        _crossed(interest, this, crossed, reached, col(crossed.charge_interest))
         .join(pol, col(pol.id) == col(state.policy_id))
-        .join(
-            reached,
-            and_(col(reached.policy_id) == col(state.policy_id), col(reached.key) == this.c.stage_key),
-        )
-        .join(
-            crossed,
-            and_(
-                col(crossed.policy_id) == col(state.policy_id),
-                col(crossed.position) > col(state.stage_position),
-                col(crossed.position) <= col(reached.position),
-                col(crossed.charge_interest),
-            ),
-        )
         .where(col(pol.interest_rate_bp) > 0, interest_minor > 0)
     )
     result = await session.execute(insert(table_of(LedgerEntry)).from_select(fee_cols, interest))
@@ -338,3 +310,27 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
         },
     )
     return SweepResult(sweep_id, n_actions, n_messages, n_fees, broken)
+
+
+def _crossed(stmt: Any, this: Any, crossed: Any, reached: Any, condition: Any) -> Any:
+    """Join ``stmt`` to every stage that this sweep's invoices crossed (after their old stage, up to
+    the one reached) and that meets ``condition``: one row per invoice and such stage."""
+    state = DunningState
+    return (
+        stmt.select_from(this)
+        .join(state, col(state.invoice_id) == this.c.invoice_id)
+        .join(Invoice, col(Invoice.id) == col(state.invoice_id))
+        .join(
+            reached,
+            and_(col(reached.policy_id) == col(state.policy_id), col(reached.key) == this.c.stage_key),
+        )
+        .join(
+            crossed,
+            and_(
+                col(crossed.policy_id) == col(state.policy_id),
+                col(crossed.position) > col(state.stage_position),
+                col(crossed.position) <= col(reached.position),
+                condition,
+            ),
+        )
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from arq import ArqRedis
 from arq.worker import Worker
@@ -17,6 +18,20 @@ from core.db import Database
 from core.ports import FixedClock
 from tests import factories
 from tests.conftest import NOW
+
+
+def burst_worker(functions: list[Any], pool: ArqRedis, ctx: dict[str, Any]) -> Worker:
+    """The real arq Worker in burst mode, with worker.py's start-up and shut-down around ``ctx``."""
+    return Worker(
+        functions=functions,
+        redis_pool=pool,
+        burst=True,
+        poll_delay=0.05,
+        handle_signals=False,
+        on_startup=worker.startup,
+        on_shutdown=worker.shutdown,
+        ctx=ctx,
+    )
 
 
 async def test_purge_job_forgets_only_expired_idempotency_keys(
@@ -39,16 +54,7 @@ async def test_purge_job_forgets_only_expired_idempotency_keys(
     job = await pool.enqueue_job("purge_idempotency_keys")
     assert job is not None
     ctx = {"settings": settings, "db": db, "clock": clock, "owns_db": False}
-    w = Worker(
-        functions=[worker.purge_idempotency_keys],
-        redis_pool=pool,
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-        on_startup=worker.startup,
-        on_shutdown=worker.shutdown,
-        ctx=ctx,
-    )
+    w = burst_worker([worker.purge_idempotency_keys], pool, ctx)
     try:
         await w.main()
         assert await job.result(timeout=5) == 1
@@ -72,16 +78,7 @@ async def test_the_sweep_job_records_due_reminders_once(
     d = await factories.debtor(db)
     await factories.invoice(db, d, issue_date=date(2026, 10, 1), due_date=date(2026, 11, 1))
     ctx = {"settings": settings, "db": db, "clock": Clock(factories.at("2026-11-24")), "owns_db": False}
-    w = Worker(
-        functions=[worker.sweep_dunning],
-        redis_pool=arq_pool,
-        burst=True,
-        poll_delay=0.05,
-        handle_signals=False,
-        on_startup=worker.startup,
-        on_shutdown=worker.shutdown,
-        ctx=ctx,
-    )
+    w = burst_worker([worker.sweep_dunning, worker.deliver_messages], arq_pool, ctx)
     try:
         first = await arq_pool.enqueue_job("sweep_dunning")
         second = await arq_pool.enqueue_job("sweep_dunning")  # a retried or doubled job
@@ -110,16 +107,7 @@ async def test_the_webhook_job_fans_out_and_delivers(
     async with sms_gateway(any_json=True) as receiver:
         configured = settings.model_copy(update={"webhook_urls": receiver.url})
         ctx = {"settings": configured, "db": db, "clock": Clock(factories.at("2026-11-24")), "owns_db": False}
-        w = Worker(
-            functions=[worker.deliver_webhooks],
-            redis_pool=arq_pool,
-            burst=True,
-            poll_delay=0.05,
-            handle_signals=False,
-            on_startup=worker.startup,
-            on_shutdown=worker.shutdown,
-            ctx=ctx,
-        )
+        w = burst_worker([worker.deliver_webhooks], arq_pool, ctx)
         try:
             job = await arq_pool.enqueue_job("deliver_webhooks")
             assert job is not None
@@ -150,16 +138,7 @@ async def test_a_sweep_ends_as_an_email_in_the_debtors_inbox(
         )
         clock = Clock(datetime(2026, 11, 24, 10, 0, tzinfo=UTC))  # 11:00 in Amsterdam: no quiet hours
         ctx = {"settings": configured, "db": db, "clock": clock, "owns_db": False}
-        w = Worker(
-            functions=[worker.sweep_dunning, worker.deliver_messages],
-            redis_pool=arq_pool,
-            burst=True,
-            poll_delay=0.05,
-            handle_signals=False,
-            on_startup=worker.startup,
-            on_shutdown=worker.shutdown,
-            ctx=ctx,
-        )
+        w = burst_worker([worker.sweep_dunning, worker.deliver_messages], arq_pool, ctx)
         try:
             job = await arq_pool.enqueue_job("sweep_dunning")
             assert job is not None
