@@ -25,7 +25,9 @@ def _add_days_pg(element: add_days, compiler: Any, **kw: Any) -> str:
 @compiles(add_days, "sqlite")
 def _add_days_sqlite(element: add_days, compiler: Any, **kw: Any) -> str:
     day, n = list(element.clauses)
-    return f"date({compiler.process(day, **kw)}, printf('%+d days', {compiler.process(n, **kw)}))"
+    days = compiler.process(n, **kw)
+    # printf() would turn NULL into "+0 days"; keep NULL in, NULL out, as PostgreSQL does.
+    return f"CASE WHEN {days} IS NULL THEN NULL ELSE date({compiler.process(day, **kw)}, printf('%+d days', {days})) END"
 
 
 class new_uuid(FunctionElement[Any]):

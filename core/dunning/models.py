@@ -81,6 +81,12 @@ class DunningState(SQLModel, table=True):
             postgresql_where=text("next_action_on IS NOT NULL"),
             sqlite_where=text("next_action_on IS NOT NULL"),
         ),
+        Index(
+            "ix_dunning_states_promises",
+            "promise_date",
+            postgresql_where=text("promise_date IS NOT NULL"),
+            sqlite_where=text("promise_date IS NOT NULL"),
+        ),
     )
 
 

@@ -250,48 +250,44 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     result = await session.execute(insert(table_of(Message)).from_select(msg_cols, messages))
     n_messages = int(getattr(result, "rowcount", 0) or 0)
 
-    # Each action points at the message that carries it.
+    # Each action points at the message that carries it (one UPDATE … FROM, a join not a subquery
+    # per row: per-row lookups by sweep turn quadratic in the number of due invoices).
     a = table_of(DunningAction)
     m = table_of(Message)
     await session.execute(
         update(a)
-        .where(a.c.sweep_id == sweep_id)
-        .values(
-            message_id=select(m.c.id)
-            .where(m.c.sweep_id == sweep_id, m.c.debtor_id == a.c.debtor_id)
-            .limit(1)
-            .scalar_subquery()
-        )
+        .where(a.c.sweep_id == sweep_id, m.c.sweep_id == sweep_id, m.c.debtor_id == a.c.debtor_id)
+        .values(message_id=m.c.id)
     )
 
     # 5. Advance: the new stage, and the date the next one comes due (none after the last).
-    s = table_of(DunningState)
+    s_ = table_of(DunningState)
     st = table_of(DunningStage)
-    i = table_of(Invoice)
-    new_position = (
-        select(st.c.position)
-        .where(st.c.policy_id == s.c.policy_id, st.c.key == a.c.stage_key)
-        .where(a.c.invoice_id == s.c.invoice_id, a.c.sweep_id == sweep_id)
-        .scalar_subquery()
-    )
-    nxt = st.alias("nxt")
     cur = st.alias("cur")
-    next_on = (
-        select(add_days(i.c.due_date, nxt.c.offset_days))
-        .select_from(a.join(cur, and_(cur.c.policy_id == s.c.policy_id, cur.c.key == a.c.stage_key)))
-        .join(nxt, and_(nxt.c.policy_id == s.c.policy_id, nxt.c.position == cur.c.position + 1))
-        .join(i, i.c.id == s.c.invoice_id)
-        .where(a.c.invoice_id == s.c.invoice_id, a.c.sweep_id == sweep_id)
-        .scalar_subquery()
+    nxt = st.alias("nxt")
+    i = table_of(Invoice)
+    moved = (
+        select(
+            a.c.invoice_id,
+            cur.c.position,
+            cur.c.key,
+            add_days(i.c.due_date, nxt.c.offset_days).label("next_on"),
+        )
+        .select_from(a)
+        .join(s_, s_.c.invoice_id == a.c.invoice_id)
+        .join(cur, and_(cur.c.policy_id == s_.c.policy_id, cur.c.key == a.c.stage_key))
+        .join(i, i.c.id == a.c.invoice_id)
+        .outerjoin(nxt, and_(nxt.c.policy_id == s_.c.policy_id, nxt.c.position == cur.c.position + 1))
+        .where(a.c.sweep_id == sweep_id)
+        .subquery("moved")
     )
-    stage_key = select(a.c.stage_key).where(a.c.invoice_id == s.c.invoice_id, a.c.sweep_id == sweep_id)
     await session.execute(
-        update(s)
-        .where(s.c.invoice_id.in_(select(a.c.invoice_id).where(a.c.sweep_id == sweep_id)))
+        update(s_)
+        .where(s_.c.invoice_id == moved.c.invoice_id)
         .values(
-            stage_position=new_position,
-            stage_key=stage_key.scalar_subquery(),
-            next_action_on=next_on,
+            stage_position=moved.c.position,
+            stage_key=moved.c.key,
+            next_action_on=moved.c.next_on,
             updated_at=now,
         )
     )
