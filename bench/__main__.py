@@ -7,7 +7,9 @@ Environment:
   BENCH_WRITE         1: write the files even for a scaled-down run; 0: never write them
   BENCH_STRICT        1: exit 1 when a goal is missed (default: report it, exit 0)
 and each benchmark's own settings (intake: BENCH_INVOICES, BENCH_DEBTORS, BENCH_COPY_REPEATS,
-BENCH_IDEMPOTENCY=0 to send no Idempotency-Key).
+BENCH_IDEMPOTENCY=0 to send no Idempotency-Key; dunning, in <database>_dunning: BENCH_DUNNING_INVOICES,
+BENCH_DUNNING_SMALL_INVOICES, BENCH_DUNNING_DUE, BENCH_DUNNING_DEBTORS, BENCH_DUNNING_REPEATS,
+BENCH_DUNNING_EXPLAIN=1 to profile the sweep's statements even when every goal is met).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from bench import intake
+from bench import dunning, intake
 from bench.report import (
     BENCH_DIR,
     BENCHMARKS_MD,
@@ -36,7 +38,7 @@ from bench.report import (
 )
 
 # Later benchmarks add their module here; every run measures all of them again.
-BENCHMARKS: list[Callable[[Context], Section]] = [intake.run]
+BENCHMARKS: list[Callable[[Context], Section]] = [intake.run, dunning.run]
 
 
 def _out_of_time(_signum: int, _frame: FrameType | None) -> None:

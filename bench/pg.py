@@ -39,6 +39,12 @@ async def connect(url: str) -> asyncpg.Connection:
     return conn
 
 
+def sibling_url(url: str, suffix: str) -> str:
+    """The same server and user, another database: ``<name>_<suffix>``."""
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{suffix}").render_as_string(hide_password=False)
+
+
 def recreate_and_migrate(url: str) -> None:
     """Drop, create and migrate the bench database. Blocking: call outside any running loop."""
     check_local(url)
