@@ -137,7 +137,3 @@ def pause_state(debtor: Debtor) -> dict[str, Any]:
         "until": debtor.paused_until.isoformat() if debtor.paused_until else None,
         "reason": debtor.pause_reason,
     }
-
-
-def is_paused(debtor: Debtor, today: date) -> bool:
-    return debtor.dunning_paused and (debtor.paused_until is None or debtor.paused_until >= today)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -99,8 +99,3 @@ async def set_status(
             .where(col(Invoice.id).in_(ids[start : start + CHUNK]))
             .values(status=status, updated_at=now)
         )
-
-
-async def count_by_status(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(select(col(Invoice.status), func.count()).group_by(col(Invoice.status)))
-    return {status: n for status, n in rows.all()}

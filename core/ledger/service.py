@@ -17,7 +17,7 @@ from core.bulk import insert_rows
 from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
 from core.dunning.holds import keep_promises
-from core.errors import Conflict, FieldError, InvalidInput, NotFound
+from core.errors import Conflict, FieldError, InvalidInput
 from core.events.models import EventType
 from core.events.service import emit_many
 from core.invoices import repository as invoice_repo
@@ -417,7 +417,3 @@ async def record_credit_note(
             after={"status": invoice.status, "credit_note": note.number},
         )
     return note
-
-
-def not_found_invoice(external_id: str) -> NotFound:
-    return NotFound(f"invoice {external_id!r} does not exist", "invoice_not_found")
