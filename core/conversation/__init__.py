@@ -1,0 +1,1 @@
+"""The channel-neutral debtor dialogue: Inbound -> engine -> [Reply] (DESIGN principle 1)."""
