@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
@@ -59,6 +60,20 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[s
         return 0
     columns = list(rows[0].keys())
     return await copy_records(session, table, columns, [tuple(r[c] for c in columns) for r in rows])
+
+
+def upsert_insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_nothing()`` and ``on_conflict_do_update()``."""
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+async def insert_ignore(session: AsyncSession, table: Any, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows, skipping any that would violate a unique key; answers how many were new."""
+    if not rows:
+        return 0
+    result = await session.execute(upsert_insert(session, table).values(list(rows)).on_conflict_do_nothing())
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def chunk_size(session: AsyncSession) -> int:

@@ -10,6 +10,7 @@ from core.events.models import Event, WebhookDelivery
 from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
+from core.payments.models import PaymentReference
 
 metadata = SQLModel.metadata
 
@@ -31,6 +32,7 @@ __all__ = [
     "LedgerEntry",
     "Message",
     "Payment",
+    "PaymentReference",
     "Promise",
     "WebhookDelivery",
     "metadata",

@@ -22,7 +22,6 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, and_, cast, func, insert, literal, not_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -30,6 +29,7 @@ from sqlmodel import col
 from core import audit
 from core.audit import SYSTEM
 from core.base import JSONType, new_id, table_of
+from core.bulk import upsert_insert
 from core.debtors.models import Debtor
 from core.dunning.agency import hand_over
 from core.dunning.holds import break_promises
@@ -89,11 +89,6 @@ class SweepResult:
     broken_promises: list[str] = field(default_factory=list)  # invoice external ids, for staff
 
 
-def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
 async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     """Decide and record one sweep. The caller commits; enqueue delivery after the commit."""
     today = now.date()
@@ -108,7 +103,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
         stg, and_(col(stg.policy_id) == due.c.policy_id, col(stg.position) == due.c.position)
     )
     stmt = (
-        _insert_ignoring_conflicts(session, actions)
+        upsert_insert(session, actions)
         .from_select(["invoice_id", "stage_key", "debtor_id", "sweep_id", "created_at"], chosen)
         .on_conflict_do_nothing()
     )

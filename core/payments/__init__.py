@@ -1,0 +1,1 @@
+"""Payments: PSP, pay options, refunds, bank statements and exports."""
