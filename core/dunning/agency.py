@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ from sqlmodel import col
 
 from core import audit
 from core.audit import SYSTEM
+from core.bulk import among, chunk_size, chunks
 from core.debtors.models import ContactPoint, Debtor
 from core.dunning.models import DunningAction, DunningStage, DunningState, Promise, StageAction
 from core.events.models import EventType
@@ -66,50 +69,123 @@ async def hand_over(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -
         "invoice",
         ((r.external_id, None, {"status": InvoiceStatus.with_agency.value}) for r in rows),
     )
-    debtor_ids = sorted({r.debtor_id for r in rows})
-    files = [await evidence(session, debtor_id) for debtor_id in debtor_ids]
+    files = await evidence_many(session, sorted({r.debtor_id for r in rows}))
     await emit_many(session, EventType.handed_to_agency, ((f["debtor"]["external_id"], f) for f in files))
     return sorted(r.external_id for r in rows)
 
 
 async def evidence(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, Any]:
     """Everything an agency needs about one debtor: invoices, entries, messages, promises, disputes."""
-    debtor = await session.get(Debtor, debtor_id)
-    assert debtor is not None
-    contacts = (
-        await session.scalars(select(ContactPoint).where(col(ContactPoint.debtor_id) == debtor_id))
-    ).all()
-    invoices = (
-        await session.scalars(
-            select(Invoice).where(col(Invoice.debtor_id) == debtor_id).order_by(col(Invoice.due_date))
-        )
-    ).all()
-    entries = (
-        await session.scalars(
-            select(LedgerEntry)
-            .where(col(LedgerEntry.debtor_id) == debtor_id)
-            .order_by(col(LedgerEntry.created_at))
-        )
-    ).all()
+    return (await evidence_many(session, [debtor_id]))[0]
+
+
+async def evidence_many(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    """The evidence files of many debtors, in the order given: one query per table, not per debtor."""
+    if not debtor_ids:
+        return []
+    files: list[dict[str, Any]] = []
+    for part in chunks(list(debtor_ids), chunk_size(session)):
+        files.extend(await _evidence_chunk(session, part))
+    return files
+
+
+def _grouped(rows: Sequence[Any], key: Any) -> dict[uuid.UUID, list[Any]]:
+    out: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for row in rows:
+        out[key(row)].append(row)
+    return out
+
+
+async def _evidence_chunk(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    ids: Any = list(debtor_ids)
+    debtors = {
+        d.id: d for d in (await session.scalars(select(Debtor).where(among(session, col(Debtor.id), ids))))
+    }
+    contacts = _grouped(
+        (
+            await session.scalars(
+                select(ContactPoint).where(among(session, col(ContactPoint.debtor_id), ids))
+            )
+        ).all(),
+        lambda c: c.debtor_id,
+    )
+    invoices = _grouped(
+        (
+            await session.scalars(
+                select(Invoice)
+                .where(among(session, col(Invoice.debtor_id), ids))
+                .order_by(col(Invoice.due_date), col(Invoice.id))
+            )
+        ).all(),
+        lambda i: i.debtor_id,
+    )
+    entries = _grouped(
+        (
+            await session.scalars(
+                select(LedgerEntry)
+                .where(among(session, col(LedgerEntry.debtor_id), ids))
+                .order_by(col(LedgerEntry.created_at), col(LedgerEntry.id))
+            )
+        ).all(),
+        lambda e: e.debtor_id,
+    )
     states = {
         s.invoice_id: s
         for s in (
-            await session.scalars(select(DunningState).where(col(DunningState.debtor_id) == debtor_id))
+            await session.scalars(
+                select(DunningState).where(among(session, col(DunningState.debtor_id), ids))
+            )
         ).all()
     }
-    messages = (
-        await session.execute(
-            select(col(DunningAction.invoice_id), col(DunningAction.stage_key), Message)
-            .join(Message, col(Message.id) == col(DunningAction.message_id))
-            .where(col(DunningAction.debtor_id) == debtor_id)
-            .order_by(col(Message.created_at))
+    messages = _grouped(
+        (
+            await session.execute(
+                select(
+                    col(DunningAction.debtor_id),
+                    col(DunningAction.invoice_id),
+                    col(DunningAction.stage_key),
+                    Message,
+                )
+                .join(Message, col(Message.id) == col(DunningAction.message_id))
+                .where(among(session, col(DunningAction.debtor_id), ids))
+                .order_by(col(Message.created_at), col(DunningAction.invoice_id))
+            )
+        ).all(),
+        lambda row: row[0],
+    )
+    promises = _grouped(
+        (
+            await session.scalars(
+                select(Promise)
+                .where(among(session, col(Promise.debtor_id), ids))
+                .order_by(col(Promise.created_at), col(Promise.id))
+            )
+        ).all(),
+        lambda p: p.debtor_id,
+    )
+    return [
+        _file(
+            debtors[d],
+            contacts.get(d, []),
+            invoices.get(d, []),
+            entries.get(d, []),
+            states,
+            [(inv, stage, m) for _, inv, stage, m in messages.get(d, [])],
+            promises.get(d, []),
         )
-    ).all()
-    promises = (
-        await session.scalars(
-            select(Promise).where(col(Promise.debtor_id) == debtor_id).order_by(col(Promise.created_at))
-        )
-    ).all()
+        for d in debtor_ids
+    ]
+
+
+def _file(
+    debtor: Debtor,
+    contacts: Sequence[ContactPoint],
+    invoices: Sequence[Invoice],
+    entries: Sequence[LedgerEntry],
+    states: dict[uuid.UUID, DunningState],
+    messages: Sequence[tuple[uuid.UUID, str, Message]],
+    promises: Sequence[Promise],
+) -> dict[str, Any]:
     by_id = {i.id: i for i in invoices}
 
     def money(minor: int, currency: str) -> dict[str, str]:
