@@ -68,6 +68,7 @@ STATE_COLUMNS = (
     "invoice_id",
     "debtor_id",
     "policy_id",
+    "due_date",
     "stage_position",
     "stage_key",
     "next_action_on",
@@ -98,8 +99,8 @@ SELECT gen_random_uuid(), d.debtor_id, 'reminder', st.template, st.tone, st.chan
        $2, $3, '{"kind": "reminder"}'::jsonb, $2, $2
 FROM (
     SELECT DISTINCT ON (s.debtor_id) s.debtor_id, s.policy_id, s.stage_position + 1 AS position
-    FROM dunning_states s JOIN invoices i ON i.id = s.invoice_id
-    WHERE s.next_action_on <= $1 AND i.status IN ('approved', 'open')
+    FROM dunning_states s
+    WHERE s.next_action_on <= $1
     ORDER BY s.debtor_id, s.stage_position DESC
 ) d
 JOIN dunning_stages st ON st.policy_id = d.policy_id AND st.position = d.position
@@ -338,12 +339,13 @@ def _state_records(
     book: Book, stages: list[Stage], base: int, debtor_ids: list[uuid.UUID]
 ) -> Iterator[tuple[Any, ...]]:
     for i in range(book.invoices):
-        d, _, position, on = _plan(i, book, stages)
+        d, due, position, on = _plan(i, book, stages)
         key = stages[position].key if position >= 0 else None
         yield (
             _uuid(base, i),
             debtor_ids[d],
             DEFAULT_POLICY_ID,
+            due,
             position,
             key,
             on,
@@ -879,8 +881,9 @@ def _markdown(big: Measured, small: Measured) -> str:
         " `core.dunning.sweep.sweep(session, now=...)` inside one `Database.session_scope()` of a"
         " `core.db.Database` on the bench database, timed from opening the scope to its commit. The"
         " **baseline** is the least a sweep must do: one `INSERT INTO messages … SELECT DISTINCT ON"
-        " (debtor_id) … FROM dunning_states JOIN invoices … JOIN dunning_stages … WHERE next_action_on <="
-        " $1 AND status IN ('approved', 'open')` with `gen_random_uuid()`, one message per due debtor, over"
+        " (debtor_id) … FROM dunning_states … JOIN dunning_stages … WHERE next_action_on <= $1` with"
+        " `gen_random_uuid()` (a state has a next action only while its invoice is open, so the invoices"
+        " need not be read), one message per due debtor, over"
         " one asyncpg connection, timed from BEGIN to COMMIT. The **reset** deletes this sweep's"
         " `dunning_actions`, the fee and interest entries, and everything in `messages`, `events`,"
         " `webhook_deliveries` and `audit_events` (foreign-key triggers off), sets invoices back to `open`, restores the due"

@@ -25,6 +25,7 @@ from core import audit
 from core.audit import SYSTEM
 from core.bulk import among, chunk_size, chunks
 from core.debtors.models import ContactPoint, Debtor
+from core.dunning.lifecycle import follow_invoice_status
 from core.dunning.models import DunningAction, DunningStage, DunningState, Promise, StageAction
 from core.events.models import EventType
 from core.events.service import emit_many
@@ -62,6 +63,7 @@ async def hand_over(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -
         .where(col(Invoice.id).in_([r.id for r in rows]))
         .values(status=InvoiceStatus.with_agency.value, updated_at=now)
     )
+    await follow_invoice_status(session, [r.id for r in rows], InvoiceStatus.with_agency.value, now)
     await audit.record_many(
         session,
         SYSTEM,

@@ -63,9 +63,11 @@ class DunningState(SQLModel, table=True):
     invoice_id: uuid.UUID = Field(foreign_key="invoices.id", primary_key=True, ondelete="CASCADE")
     debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False, index=True)
     policy_id: uuid.UUID = Field(foreign_key="dunning_policies.id", nullable=False)
+    due_date: date = Field(nullable=False)  # the invoice's, copied so the sweep need not read invoices
     stage_position: int = Field(default=-1, nullable=False)  # -1: no stage reached yet
     stage_key: str | None = Field(default=None, max_length=32)
-    next_action_on: date | None = Field(default=None)  # None: nothing more to do
+    # None: nothing more to do, or the invoice is not open (paid, with the agency): see lifecycle.py
+    next_action_on: date | None = Field(default=None)
     paused_until: date | None = Field(default=None)
     pause_reason: str | None = Field(default=None, max_length=500)
     disputed: bool = Field(default=False, nullable=False)
@@ -95,7 +97,10 @@ class DunningAction(SQLModel, table=True):
 
     __tablename__ = "dunning_actions"
 
-    invoice_id: uuid.UUID = Field(foreign_key="invoices.id", primary_key=True, ondelete="CASCADE")
+    # Checked against the invoice's dunning state (which the sweep has just read), not the invoice.
+    invoice_id: uuid.UUID = Field(
+        foreign_key="dunning_states.invoice_id", primary_key=True, ondelete="CASCADE"
+    )
     stage_key: str = Field(max_length=32, primary_key=True)
     debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False)
     sweep_id: uuid.UUID = Field(nullable=False, index=True)

@@ -36,6 +36,7 @@ async def schedule_batch(session: AsyncSession, batch_id: uuid.UUID, now: dateti
             col(Invoice.id),
             col(Invoice.debtor_id),
             policy_id,
+            col(Invoice.due_date),
             literal(-1),
             add_days(Invoice.due_date, first.offset_days),
             literal(now),
@@ -46,7 +47,15 @@ async def schedule_batch(session: AsyncSession, batch_id: uuid.UUID, now: dateti
         .join(first, and_(col(first.policy_id) == policy_id, col(first.position) == 0))
         .where(col(Invoice.batch_id) == batch_id)
     )
-    columns = ["invoice_id", "debtor_id", "policy_id", "stage_position", "next_action_on", "updated_at"]
+    columns = [
+        "invoice_id",
+        "debtor_id",
+        "policy_id",
+        "due_date",
+        "stage_position",
+        "next_action_on",
+        "updated_at",
+    ]
     result = await session.execute(insert(table_of(DunningState)).from_select(columns, rows))
     return int(getattr(result, "rowcount", 0) or 0)
 

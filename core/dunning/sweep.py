@@ -1,13 +1,16 @@
 """The dunning sweep: a few set-based statements that decide and record what is due.
 
+0. On PostgreSQL an advisory lock lets one sweep run at a time; a second waits, then finds nothing.
 1. ``due_query`` finds, through the index on ``next_action_on``, every eligible invoice whose next
    stage has come, and the latest stage that has come for it. After downtime that is the latest
    one only: the debtor gets no burst of stale reminders, yet fees of crossed stages are charged.
-2. One row per (invoice, stage) goes into ``dunning_actions``. Its primary key makes a second
-   sweep, a second worker or a retried job unable to act twice: they insert nothing.
-3. Fees of every stage crossed are posted to the ledger.
-4. One outbox message per debtor lists all of that debtor's due invoices; it takes the template
+   It reads dunning states, never invoices (lifecycle.py keeps the states in step), and its
+   result goes into a temporary table that the statements below read.
+2. One outbox message per debtor lists all of that debtor's due invoices; it takes the template
    and tone of the most advanced stage among them.
+3. One row per (invoice, stage) goes into ``dunning_actions``, pointing at its message. The
+   primary key makes a second sweep, a second worker or a retried job unable to act twice.
+4. Fees of every stage crossed, and statutory interest, are posted to the ledger.
 5. Each state moves to its new stage and the date of the next one.
 
 Nothing here loops over invoices in Python. Delivery (channel choice, quiet hours, caps, retries)
@@ -21,7 +24,26 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, cast, func, insert, literal, not_, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    Table,
+    Uuid,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -44,11 +66,14 @@ ACTIVE_STATUSES = (InvoiceStatus.approved.value, InvoiceStatus.open.value)
 
 
 def due_query(today: date) -> Any:
-    """(invoice_id, debtor_id, policy_id, from_position, position): what is due on ``today``."""
-    s, inv, d, pol, stg = DunningState, Invoice, Debtor, DunningPolicy, DunningStage
+    """(invoice_id, debtor_id, policy_id, due_date, from_position, position): what is due on ``today``.
+
+    It reads dunning states through the index on ``next_action_on`` and never the invoices: an
+    invoice that is not open has no next action (lifecycle.py), and the state carries its due date.
+    """
+    s, d, pol, stg = DunningState, Debtor, DunningPolicy, DunningStage
     eligible = and_(
         col(s.next_action_on) <= today,
-        col(inv.status).in_(ACTIVE_STATUSES),
         not_(col(s.disputed)),
         or_(
             col(s.pause_reason).is_(None), and_(col(s.paused_until).is_not(None), col(s.paused_until) < today)
@@ -61,10 +86,10 @@ def due_query(today: date) -> Any:
             col(s.invoice_id).label("invoice_id"),
             col(s.debtor_id).label("debtor_id"),
             col(s.policy_id).label("policy_id"),
+            col(s.due_date).label("due_date"),
             col(s.stage_position).label("from_position"),
             func.max(stg.position).label("position"),
         )
-        .join(inv, col(inv.id) == col(s.invoice_id))
         .join(d, col(d.id) == col(s.debtor_id))
         .join(pol, col(pol.id) == col(s.policy_id))
         .join(
@@ -72,11 +97,13 @@ def due_query(today: date) -> Any:
             and_(
                 col(stg.policy_id) == col(s.policy_id),
                 col(stg.position) > col(s.stage_position),
-                add_days(inv.due_date, stg.offset_days) <= today,
+                add_days(s.due_date, stg.offset_days) <= today,
             ),
         )
         .where(eligible)
-        .group_by(col(s.invoice_id), col(s.debtor_id), col(s.policy_id), col(s.stage_position))
+        .group_by(
+            col(s.invoice_id), col(s.debtor_id), col(s.policy_id), col(s.due_date), col(s.stage_position)
+        )
     )
 
 
@@ -89,124 +116,147 @@ class SweepResult:
     broken_promises: list[str] = field(default_factory=list)  # invoice external ids, for staff
 
 
+def _due_table(sweep_id: uuid.UUID) -> Table:
+    """The due set of one sweep: computed once, read by every statement after it, dropped at the
+    end. Its name is the sweep's own, so two sweeps on one connection cannot collide."""
+    return Table(
+        f"sweep_due_{sweep_id.hex[-16:]}",
+        MetaData(),
+        Column("invoice_id", Uuid, primary_key=True),
+        Column("debtor_id", Uuid, nullable=False),
+        Column("policy_id", Uuid, nullable=False),
+        Column("due_date", Date, nullable=False),
+        Column("from_position", Integer, nullable=False),
+        Column("position", Integer, nullable=False),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+
+
+SWEEP_LOCK = 0x64756E6E696E67  # pg_advisory_xact_lock key: one sweep at a time ("dunning")
+
+MESSAGE_COLUMNS = [
+    "id",
+    "debtor_id",
+    "kind",
+    "template",
+    "tone",
+    "channels",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "sweep_id",
+    "payload",
+    "created_at",
+    "updated_at",
+]
+ENTRY_COLUMNS = [
+    "id",
+    "debtor_id",
+    "invoice_id",
+    "kind",
+    "amount_minor",
+    "currency",
+    "effective_date",
+    "description",
+    "created_by",
+    "created_at",
+]
+
+
 async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     """Decide and record one sweep. The caller commits; enqueue delivery after the commit."""
     today = now.date()
     sweep_id = new_id()
+    if session.get_bind().dialect.name == "postgresql":
+        # A second sweep waits here, then finds nothing due. (SQLite's write lock does the same.)
+        await session.execute(select(func.pg_advisory_xact_lock(SWEEP_LOCK)))
     broken = await break_promises(session, today)  # their invoices come due again below
-    due = due_query(today).subquery("due")
-    stg = aliased(DunningStage)
 
-    # 2. Actions, at most once per (invoice, stage).
-    actions = table_of(DunningAction)
-    chosen = select(due.c.invoice_id, col(stg.key), due.c.debtor_id, literal(sweep_id), literal(now)).join(
-        stg, and_(col(stg.policy_id) == due.c.policy_id, col(stg.position) == due.c.position)
+    # 1. The due set, once.
+    due = _due_table(sweep_id)
+    conn = await session.connection()
+    await conn.run_sync(due.create)
+    result = await session.execute(
+        insert(due).from_select(
+            ["invoice_id", "debtor_id", "policy_id", "due_date", "from_position", "position"],
+            due_query(today),
+        )
     )
-    stmt = (
-        upsert_insert(session, actions)
-        .from_select(["invoice_id", "stage_key", "debtor_id", "sweep_id", "created_at"], chosen)
-        .on_conflict_do_nothing()
-    )
-    await session.execute(stmt)
-    this = select(DunningAction).where(col(DunningAction.sweep_id) == sweep_id).subquery("this")
-    n_actions = int((await session.execute(select(func.count()).select_from(this))).scalar_one())
+    n_due = int(getattr(result, "rowcount", 0) or 0)
+    if n_due and session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"ANALYZE {due.name}"))
+
+    # 2. One message per debtor, in the words of its most advanced stage.
+    n_messages = await _messages(session, due, sweep_id, now) if n_due else 0
+
+    # 3. Actions, at most once per (invoice, stage), each pointing at the message that carries it.
+    n_actions = await _actions(session, due, sweep_id, now) if n_due else 0
+    if n_actions < n_due:  # another sweep acted first: keep only what this one decided
+        n_messages = await _forget_acted(session, due, sweep_id)
     if n_actions == 0:
+        await conn.run_sync(due.drop)
         return SweepResult(sweep_id, 0, 0, 0, broken)
     await emit_stage_events(session, sweep_id, now)
     await hand_over(session, sweep_id, now)
 
-    state = DunningState
-    pol = DunningPolicy
-    # 3. Fees of every stage crossed, in the invoice's currency.
-    crossed = aliased(DunningStage)
-    reached = aliased(DunningStage)
-    fees = select(
-        new_uuid(),
-        col(state.debtor_id),
-        col(state.invoice_id),
-        literal(EntryKind.fee.value),
-        col(crossed.fee_minor),
-        col(Invoice.currency),
-        literal(today),
-        literal("dunning fee: ") + col(crossed.key),
-        literal(SYSTEM.label),
-        literal(now),
-    )
-    fees = _crossed(
-        fees,
-        this,
-        crossed,
-        reached,
-        and_(col(crossed.fee_minor).is_not(None), col(crossed.fee_currency) == col(Invoice.currency)),
-    )
-    fee_cols = [
-        "id",
-        "debtor_id",
-        "invoice_id",
-        "kind",
-        "amount_minor",
-        "currency",
-        "effective_date",
-        "description",
-        "created_by",
-        "created_at",
-    ]
-    result = await session.execute(insert(table_of(LedgerEntry)).from_select(fee_cols, fees))
-    n_fees = int(getattr(result, "rowcount", 0) or 0)
+    # 4. Fees and statutory interest of every stage crossed.
+    n_fees = await _fees(session, due, today, now)
 
-    # 3b. Statutory interest when a stage that charges it is crossed: simple interest at the policy's
-    # annual rate on the open amount (fees and earlier interest excluded) for the days overdue.
-    # sum() is NUMERIC on PostgreSQL: cast, so that the division below stays integer division.
-    principal = (
-        select(cast(func.coalesce(func.sum(LedgerEntry.amount_minor), 0), BigInteger))
-        .where(
-            col(LedgerEntry.invoice_id) == col(state.invoice_id),
-            col(LedgerEntry.kind).not_in((EntryKind.fee.value, EntryKind.interest.value)),
-        )
-        .scalar_subquery()
-    )
-    # Round half up in integer arithmetic: (principal * bp * days + 1825000) // 3650000.
-    interest_minor = (
-        principal * col(pol.interest_rate_bp) * days_between(literal(today), Invoice.due_date) + 1_825_000
-    ) // 3_650_000
-    interest = select(
-        new_uuid(),
-        col(state.debtor_id),
-        col(state.invoice_id),
-        literal(EntryKind.interest.value),
-        interest_minor,
-        col(Invoice.currency),
-        literal(today),
-        literal("statutory interest at stage ") + col(crossed.key),
-        literal(SYSTEM.label),
-        literal(now),
-    )
-    interest = (
-        _crossed(interest, this, crossed, reached, col(crossed.charge_interest))
-        .join(pol, col(pol.id) == col(state.policy_id))
-        .where(col(pol.interest_rate_bp) > 0, interest_minor > 0)
-    )
-    result = await session.execute(insert(table_of(LedgerEntry)).from_select(fee_cols, interest))
-    n_fees += int(getattr(result, "rowcount", 0) or 0)
-
-    # 4. One message per debtor, in the words of its most advanced stage.
-    ranked = (
+    # 5. Advance: the new stage, and the date the next one comes due (none after the last).
+    st = table_of(DunningStage)
+    cur = st.alias("cur")
+    nxt = st.alias("nxt")
+    moved = (
         select(
-            this.c.debtor_id,
-            col(state.policy_id).label("policy_id"),
-            col(reached.position).label("position"),
-            func.row_number()
-            .over(partition_by=this.c.debtor_id, order_by=(col(reached.position).desc(), this.c.invoice_id))
-            .label("rank"),
+            due.c.invoice_id,
+            cur.c.position,
+            cur.c.key,
+            add_days(due.c.due_date, nxt.c.offset_days).label("next_on"),
         )
-        .select_from(this)
-        .join(state, col(state.invoice_id) == this.c.invoice_id)
-        .join(
-            reached,
-            and_(col(reached.policy_id) == col(state.policy_id), col(reached.key) == this.c.stage_key),
-        )
-        .subquery("ranked")
+        .select_from(due)
+        .join(cur, and_(cur.c.policy_id == due.c.policy_id, cur.c.position == due.c.position))
+        .outerjoin(nxt, and_(nxt.c.policy_id == due.c.policy_id, nxt.c.position == cur.c.position + 1))
+        .subquery("moved")
     )
+    s_ = table_of(DunningState)
+    await session.execute(
+        update(s_)
+        .where(s_.c.invoice_id == moved.c.invoice_id)
+        .values(
+            stage_position=moved.c.position,
+            stage_key=moved.c.key,
+            next_action_on=moved.c.next_on,
+            updated_at=now,
+        )
+    )
+    await conn.run_sync(due.drop)
+    await audit.record(
+        session,
+        SYSTEM,
+        "dunning.swept",
+        "dunning_sweep",
+        sweep_id,
+        after={
+            "date": today.isoformat(),
+            "actions": n_actions,
+            "messages": n_messages,
+            "fees": n_fees,
+            "broken_promises": len(broken),
+        },
+    )
+    return SweepResult(sweep_id, n_actions, n_messages, n_fees, broken)
+
+
+async def _messages(session: AsyncSession, due: Table, sweep_id: uuid.UUID, now: datetime) -> int:
+    ranked = select(
+        due.c.debtor_id,
+        due.c.policy_id,
+        due.c.position,
+        func.row_number()
+        .over(partition_by=due.c.debtor_id, order_by=(due.c.position.desc(), due.c.invoice_id))
+        .label("rank"),
+    ).subquery("ranked")
     lead = aliased(DunningStage)
     messages = (
         select(
@@ -227,101 +277,109 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
         .join(lead, and_(col(lead.policy_id) == ranked.c.policy_id, col(lead.position) == ranked.c.position))
         .where(ranked.c.rank == 1)
     )
-    msg_cols = [
-        "id",
-        "debtor_id",
-        "kind",
-        "template",
-        "tone",
-        "channels",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "sweep_id",
-        "payload",
-        "created_at",
-        "updated_at",
-    ]
-    result = await session.execute(insert(table_of(Message)).from_select(msg_cols, messages))
-    n_messages = int(getattr(result, "rowcount", 0) or 0)
+    result = await session.execute(insert(table_of(Message)).from_select(MESSAGE_COLUMNS, messages))
+    return int(getattr(result, "rowcount", 0) or 0)
 
-    # Each action points at the message that carries it (one UPDATE … FROM, a join not a subquery
-    # per row: per-row lookups by sweep turn quadratic in the number of due invoices).
+
+async def _actions(session: AsyncSession, due: Table, sweep_id: uuid.UUID, now: datetime) -> int:
+    stg = aliased(DunningStage)
+    m = table_of(Message)
+    chosen = (
+        select(due.c.invoice_id, col(stg.key), due.c.debtor_id, literal(sweep_id), literal(now), m.c.id)
+        .select_from(due)
+        .join(stg, and_(col(stg.policy_id) == due.c.policy_id, col(stg.position) == due.c.position))
+        .join(m, and_(m.c.sweep_id == sweep_id, m.c.debtor_id == due.c.debtor_id))
+    )
+    stmt = (
+        upsert_insert(session, table_of(DunningAction))
+        .from_select(["invoice_id", "stage_key", "debtor_id", "sweep_id", "created_at", "message_id"], chosen)
+        .on_conflict_do_nothing()
+    )
+    result = await session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def _forget_acted(session: AsyncSession, due: Table, sweep_id: uuid.UUID) -> int:
+    """Drop from this sweep what an earlier one already did (its (invoice, stage) row exists):
+    those invoices do not advance again, and a debtor left with nothing gets no message."""
     a = table_of(DunningAction)
     m = table_of(Message)
+    mine = select(a.c.invoice_id).where(a.c.sweep_id == sweep_id)
+    await session.execute(delete(due).where(due.c.invoice_id.not_in(mine)))
     await session.execute(
-        update(a)
-        .where(a.c.sweep_id == sweep_id, m.c.sweep_id == sweep_id, m.c.debtor_id == a.c.debtor_id)
-        .values(message_id=m.c.id)
+        delete(m).where(
+            m.c.sweep_id == sweep_id,
+            m.c.debtor_id.not_in(select(a.c.debtor_id).where(a.c.sweep_id == sweep_id)),
+        )
     )
+    count = select(func.count()).select_from(m).where(m.c.sweep_id == sweep_id)
+    return int((await session.execute(count)).scalar_one())
 
-    # 5. Advance: the new stage, and the date the next one comes due (none after the last).
-    s_ = table_of(DunningState)
-    st = table_of(DunningStage)
-    cur = st.alias("cur")
-    nxt = st.alias("nxt")
-    i = table_of(Invoice)
-    moved = (
+
+async def _fees(session: AsyncSession, due: Table, today: date, now: datetime) -> int:
+    """Fees of every stage crossed, in the invoice's currency, and statutory interest when a stage
+    that charges it is crossed: simple interest at the policy's annual rate on the open amount
+    (fees and earlier interest excluded) for the days overdue."""
+    inv = table_of(Invoice)
+    crossed = aliased(DunningStage)
+    stages_crossed = and_(
+        col(crossed.policy_id) == due.c.policy_id,
+        col(crossed.position) > due.c.from_position,
+        col(crossed.position) <= due.c.position,
+    )
+    fees = (
         select(
-            a.c.invoice_id,
-            cur.c.position,
-            cur.c.key,
-            add_days(i.c.due_date, nxt.c.offset_days).label("next_on"),
+            new_uuid(),
+            due.c.debtor_id,
+            due.c.invoice_id,
+            literal(EntryKind.fee.value),
+            col(crossed.fee_minor),
+            inv.c.currency,
+            literal(today),
+            literal("dunning fee: ") + col(crossed.key),
+            literal(SYSTEM.label),
+            literal(now),
         )
-        .select_from(a)
-        .join(s_, s_.c.invoice_id == a.c.invoice_id)
-        .join(cur, and_(cur.c.policy_id == s_.c.policy_id, cur.c.key == a.c.stage_key))
-        .join(i, i.c.id == a.c.invoice_id)
-        .outerjoin(nxt, and_(nxt.c.policy_id == s_.c.policy_id, nxt.c.position == cur.c.position + 1))
-        .where(a.c.sweep_id == sweep_id)
-        .subquery("moved")
+        .select_from(due)
+        .join(crossed, and_(stages_crossed, col(crossed.fee_minor).is_not(None)))
+        .join(inv, and_(inv.c.id == due.c.invoice_id, inv.c.currency == col(crossed.fee_currency)))
     )
-    await session.execute(
-        update(s_)
-        .where(s_.c.invoice_id == moved.c.invoice_id)
-        .values(
-            stage_position=moved.c.position,
-            stage_key=moved.c.key,
-            next_action_on=moved.c.next_on,
-            updated_at=now,
-        )
-    )
-    await audit.record(
-        session,
-        SYSTEM,
-        "dunning.swept",
-        "dunning_sweep",
-        sweep_id,
-        after={
-            "date": today.isoformat(),
-            "actions": n_actions,
-            "messages": n_messages,
-            "fees": n_fees,
-            "broken_promises": len(broken),
-        },
-    )
-    return SweepResult(sweep_id, n_actions, n_messages, n_fees, broken)
+    entries = table_of(LedgerEntry)
+    result = await session.execute(insert(entries).from_select(ENTRY_COLUMNS, fees))
+    n_fees = int(getattr(result, "rowcount", 0) or 0)
 
-
-def _crossed(stmt: Any, this: Any, crossed: Any, reached: Any, condition: Any) -> Any:
-    """Join ``stmt`` to every stage that this sweep's invoices crossed (after their old stage, up to
-    the one reached) and that meets ``condition``: one row per invoice and such stage."""
-    state = DunningState
-    return (
-        stmt.select_from(this)
-        .join(state, col(state.invoice_id) == this.c.invoice_id)
-        .join(Invoice, col(Invoice.id) == col(state.invoice_id))
-        .join(
-            reached,
-            and_(col(reached.policy_id) == col(state.policy_id), col(reached.key) == this.c.stage_key),
+    # sum() is NUMERIC on PostgreSQL: cast, so that the division below stays integer division.
+    principal = (
+        select(cast(func.coalesce(func.sum(LedgerEntry.amount_minor), 0), BigInteger))
+        .where(
+            col(LedgerEntry.invoice_id) == due.c.invoice_id,
+            col(LedgerEntry.kind).not_in((EntryKind.fee.value, EntryKind.interest.value)),
         )
-        .join(
-            crossed,
-            and_(
-                col(crossed.policy_id) == col(state.policy_id),
-                col(crossed.position) > col(state.stage_position),
-                col(crossed.position) <= col(reached.position),
-                condition,
-            ),
-        )
+        .scalar_subquery()
     )
+    pol = DunningPolicy
+    # Round half up in integer arithmetic: (principal * bp * days + 1825000) // 3650000.
+    interest_minor = (
+        principal * col(pol.interest_rate_bp) * days_between(literal(today), due.c.due_date) + 1_825_000
+    ) // 3_650_000
+    interest = (
+        select(
+            new_uuid(),
+            due.c.debtor_id,
+            due.c.invoice_id,
+            literal(EntryKind.interest.value),
+            interest_minor,
+            inv.c.currency,
+            literal(today),
+            literal("statutory interest at stage ") + col(crossed.key),
+            literal(SYSTEM.label),
+            literal(now),
+        )
+        .select_from(due)
+        .join(pol, col(pol.id) == due.c.policy_id)
+        .join(crossed, and_(stages_crossed, col(crossed.charge_interest)))
+        .join(inv, inv.c.id == due.c.invoice_id)
+        .where(col(pol.interest_rate_bp) > 0, interest_minor > 0)
+    )
+    result = await session.execute(insert(entries).from_select(ENTRY_COLUMNS, interest))
+    return n_fees + int(getattr(result, "rowcount", 0) or 0)

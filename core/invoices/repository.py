@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.bulk import among, chunk_size, chunks
+from core.dunning.lifecycle import follow_invoice_status
 from core.invoices.models import Invoice, InvoiceBatch
 
 CHUNK = 5000
@@ -99,3 +100,4 @@ async def set_status(
             .where(col(Invoice.id).in_(ids[start : start + CHUNK]))
             .values(status=status, updated_at=now)
         )
+    await follow_invoice_status(session, ids, status, now)

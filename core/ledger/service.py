@@ -17,6 +17,7 @@ from core.bulk import insert_rows
 from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
 from core.dunning.holds import keep_promises
+from core.dunning.lifecycle import follow_invoice_status
 from core.errors import Conflict, FieldError, InvalidInput
 from core.events.models import EventType
 from core.events.service import emit_many
@@ -407,6 +408,7 @@ async def record_credit_note(
         invoice.status = InvoiceStatus.paid
         invoice.updated_at = utcnow()
         await session.flush()
+        await follow_invoice_status(session, [invoice.id], InvoiceStatus.paid, invoice.updated_at)
         await audit.record(
             session,
             actor,

@@ -194,3 +194,29 @@ async def test_interest_is_simple_on_the_open_principal_and_never_on_fees(db: Da
         )
         assert rows.all() == [("fee", 1_500), ("interest", 6_575)]
     assert (await run(db, "2026-03-20")).fees == 0  # charged once: the next stage (agency) charges none
+
+
+async def test_a_paid_invoice_leaves_the_sweep_and_a_reopened_one_catches_up(db: Database) -> None:
+    d = await factories.debtor(db)
+    inv = await factories.invoice(db, d, issue_date=date(2026, 11, 1), due_date=date(2026, 11, 30))
+    assert (await run(db, "2026-11-30")).actions == 1  # due today (before_due crossed, only the latest sent)
+    async with db.session_scope() as s:
+        await ledger.record_payment(
+            s,
+            PaymentIn(debtor_external_id=d, invoice_external_id=inv, currency="EUR", amount="100.00"),
+            actor=STAFF,
+            today=date(2026, 12, 1),
+        )
+    assert (await state_of(db, inv)).next_action_on is None  # nothing is due for a paid invoice
+    assert (await run(db, "2026-12-20")).actions == 0
+
+    # A chargeback reopens it: due again at its next stage (first reminder, 7 Dec), caught up at once
+    # with only the latest stage that has come (second reminder, 14 Dec).
+    async with db.session_scope() as s:
+        invoice = await invoice_repo.get_by_external_id(s, inv)
+        assert invoice is not None
+        await invoice_repo.set_status(s, [invoice.id], "open", factories.at("2026-12-20"))
+    assert (await state_of(db, inv)).next_action_on == date(2026, 12, 7)
+    result = await run(db, "2026-12-20")
+    assert (result.actions, result.messages) == (1, 1)
+    assert [k for k, _ in await stages_sent(db)] == ["due_today", "second_reminder"]

@@ -1,0 +1,52 @@
+"""the sweep reads dunning states only: due date copied onto the state, actions keyed to states
+
+Revision ID: 0014
+Revises: 0007
+Create Date: 2026-11-24
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0014"
+down_revision: str | None = "0007"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+ACTIVE = "('approved', 'open')"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("dunning_states") as batch:
+        batch.add_column(sa.Column("due_date", sa.Date(), nullable=True))
+    op.execute(
+        "UPDATE dunning_states SET due_date = (SELECT due_date FROM invoices WHERE invoices.id = dunning_states.invoice_id)"
+    )
+    # An invoice that is no longer open has nothing due (lifecycle.py keeps this so from now on).
+    op.execute(
+        "UPDATE dunning_states SET next_action_on = NULL WHERE invoice_id IN"
+        f" (SELECT id FROM invoices WHERE status NOT IN {ACTIVE})"
+    )
+    with op.batch_alter_table("dunning_states") as batch:
+        batch.alter_column("due_date", existing_type=sa.Date(), nullable=False)
+    with op.batch_alter_table("dunning_actions") as batch:
+        batch.drop_constraint("fk_dunning_actions_invoice_id_invoices", type_="foreignkey")
+        batch.create_foreign_key(
+            "fk_dunning_actions_invoice_id_dunning_states",
+            "dunning_states",
+            ["invoice_id"],
+            ["invoice_id"],
+            ondelete="CASCADE",
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("dunning_actions") as batch:
+        batch.drop_constraint("fk_dunning_actions_invoice_id_dunning_states", type_="foreignkey")
+        batch.create_foreign_key(
+            "fk_dunning_actions_invoice_id_invoices", "invoices", ["invoice_id"], ["id"], ondelete="CASCADE"
+        )
+    with op.batch_alter_table("dunning_states") as batch:
+        batch.drop_column("due_date")
