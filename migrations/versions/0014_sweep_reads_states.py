@@ -15,9 +15,6 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-ACTIVE = "('approved', 'open')"
-
-
 def upgrade() -> None:
     with op.batch_alter_table("dunning_states") as batch:
         batch.add_column(sa.Column("due_date", sa.Date(), nullable=True))
@@ -27,7 +24,7 @@ def upgrade() -> None:
     # An invoice that is no longer open has nothing due (lifecycle.py keeps this so from now on).
     op.execute(
         "UPDATE dunning_states SET next_action_on = NULL WHERE invoice_id IN"
-        f" (SELECT id FROM invoices WHERE status NOT IN {ACTIVE})"
+        " (SELECT id FROM invoices WHERE status NOT IN ('approved', 'open'))"
     )
     with op.batch_alter_table("dunning_states") as batch:
         batch.alter_column("due_date", existing_type=sa.Date(), nullable=False)
