@@ -15,6 +15,7 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+
 def upgrade() -> None:
     with op.batch_alter_table("dunning_states") as batch:
         batch.add_column(sa.Column("due_date", sa.Date(), nullable=True))
