@@ -102,7 +102,8 @@ class DunningAction(SQLModel, table=True):
         foreign_key="dunning_states.invoice_id", primary_key=True, ondelete="CASCADE"
     )
     stage_key: str = Field(max_length=32, primary_key=True)
-    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False)
+    # No foreign key of its own: the state the invoice_id points at holds the debtor, with its key.
+    debtor_id: uuid.UUID = Field(nullable=False)
     sweep_id: uuid.UUID = Field(nullable=False, index=True)
     message_id: uuid.UUID | None = Field(default=None, foreign_key="messages.id", index=True)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

@@ -1,4 +1,5 @@
 """the sweep reads dunning states only: due date copied onto the state, actions keyed to states
+(their debtor key was redundant with the state's)
 
 Revision ID: 0014
 Revises: 0007
@@ -31,6 +32,7 @@ def upgrade() -> None:
         batch.alter_column("due_date", existing_type=sa.Date(), nullable=False)
     with op.batch_alter_table("dunning_actions") as batch:
         batch.drop_constraint("fk_dunning_actions_invoice_id_invoices", type_="foreignkey")
+        batch.drop_constraint("fk_dunning_actions_debtor_id_debtors", type_="foreignkey")
         batch.create_foreign_key(
             "fk_dunning_actions_invoice_id_dunning_states",
             "dunning_states",
@@ -43,6 +45,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("dunning_actions") as batch:
         batch.drop_constraint("fk_dunning_actions_invoice_id_dunning_states", type_="foreignkey")
+        batch.create_foreign_key("fk_dunning_actions_debtor_id_debtors", "debtors", ["debtor_id"], ["id"])
         batch.create_foreign_key(
             "fk_dunning_actions_invoice_id_invoices", "invoices", ["invoice_id"], ["id"], ondelete="CASCADE"
         )
