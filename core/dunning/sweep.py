@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, cast, func, insert, literal, not_, or_, select, update
+from sqlalchemy import BigInteger, and_, cast, exists, func, insert, literal, not_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
@@ -38,6 +38,7 @@ from core.events.service import emit_stage_events
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message, MessageStatus
+from core.plans.models import PlanInvoice
 from core.sqlfuncs import add_days, days_between, new_uuid
 
 ACTIVE_STATUSES = (InvoiceStatus.approved.value, InvoiceStatus.open.value)
@@ -55,6 +56,7 @@ def due_query(today: date) -> Any:
         ),
         or_(not_(col(d.dunning_paused)), and_(col(d.paused_until).is_not(None), col(d.paused_until) < today)),
         or_(col(s.promise_date).is_(None), add_days(s.promise_date, pol.promise_grace_days) < today),
+        ~exists().where(col(PlanInvoice.invoice_id) == col(s.invoice_id), col(PlanInvoice.active)),
     )
     return (
         select(
