@@ -103,6 +103,7 @@ async def propose_plan(
             invoice_external_ids=body.invoices,
             instalments=body.instalments,
             monthly_amount_minor=monthly,
+            monthly_currency=body.currency if monthly is not None else None,
             actor=actor_of(key),
             today=services.clock.today(),
         )

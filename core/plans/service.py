@@ -161,12 +161,14 @@ async def propose(
     actor: ActorLike,
     today: date,
     invoice_external_ids: list[str] | None = None,
+    monthly_currency: str | None = None,
 ) -> PlanDecision:
     """Judge a debtor's request against the policy of their segment and record the offer.
 
     ``invoice_ids`` (or, from the API, ``invoice_external_ids``) names the invoices; None: every
     invoice the debtor still owes, in the currency of the oldest. ``monthly_amount_minor`` is in that
-    currency. Exactly one of ``instalments`` and ``monthly_amount_minor``.
+    currency (``monthly_currency``, when given, must be it). Exactly one of ``instalments`` and
+    ``monthly_amount_minor``.
     """
     who = as_actor(actor)
     _check_terms(instalments, monthly_amount_minor)
@@ -230,6 +232,14 @@ async def propose(
 
     policy = await policy_for(session, debtor.segment)
     currency = rows[0].currency if rows else policy.currency
+    if monthly_currency is not None and monthly_amount_minor is not None and monthly_currency != currency:
+        raise InvalidInput(
+            f"the invoices are in {currency}",
+            "currency_mismatch",
+            _fields(
+                "currency", message=f"the monthly amount must be in {currency}", code="currency_mismatch"
+            ),
+        )
     total = sum(int(r.open_minor) for r in rows)
     down = terms.down_payment(policy, total, currency)
     rest = total - down

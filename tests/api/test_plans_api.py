@@ -130,6 +130,8 @@ async def test_bad_input_is_a_problem_and_changes_nothing(
         await post(client, auth, path, {"monthly_amount": "10,00", "currency": "EUR"}), 422, "monthly_amount"
     )
     assert_problem(await post(client, auth, path, {"instalments": 0}), 422, "instalments")
+    wrong = {"monthly_amount": "50.00", "currency": "USD"}
+    assert_problem(await post(client, auth, path, wrong), 422, "currency")
     assert_problem(await post(client, auth, path, {"instalments": 2, "invoices": ["NOPE"]}), 422, "invoices")
     assert_problem(await post(client, auth, "/debtors/NOBODY/plans", {"instalments": 2}), 404)
     assert_problem(await post(client, auth, "/plans/not-a-uuid/accept"), 422)
