@@ -176,55 +176,7 @@ async def propose(
     debtor = await session.get(Debtor, debtor_id)
     if debtor is None:
         raise NotFound(f"debtor {debtor_id} does not exist", "debtor_not_found")
-    named: list[Any] | None = invoice_ids if invoice_ids is not None else invoice_external_ids
-    rows = await repo.candidates(session, debtor_id, ids=invoice_ids, external_ids=invoice_external_ids)
-    if named is not None:
-        found = {r.id for r in rows} | {r.external_id for r in rows}
-        unknown = sorted(str(n) for n in set(named) - found)
-        if unknown:
-            raise InvalidInput(
-                "some invoices do not exist for this debtor",
-                "unknown_invoice",
-                _fields(
-                    "invoices", message=f"unknown invoice(s) {', '.join(unknown)}", code="unknown_invoice"
-                ),
-            )
-    if named is not None:
-        bad = [
-            r.external_id for r in rows if r.status not in repo.PLANNABLE or r.open_minor <= 0 or r.disputed
-        ]
-        if bad:
-            raise InvalidInput(
-                "a plan can only cover open, undisputed invoices",
-                "invoice_not_plannable",
-                _fields(
-                    "invoices",
-                    message=f"not open or disputed: {', '.join(bad)}",
-                    code="invoice_not_plannable",
-                ),
-            )
-        planned = [r.external_id for r in rows if r.planned]
-        if planned:
-            raise Conflict(
-                f"already covered by an active plan: {', '.join(planned)}",
-                "invoice_in_plan",
-                _fields("invoices", message="already in an active plan", code="invoice_in_plan"),
-            )
-        currencies = {r.currency for r in rows}
-        if len(currencies) > 1:
-            raise InvalidInput(
-                "a plan is in one currency",
-                "currency_mismatch",
-                _fields(
-                    "invoices",
-                    message=f"mixed currencies: {', '.join(sorted(currencies))}",
-                    code="currency_mismatch",
-                ),
-            )
-    else:
-        rows = [r for r in rows if r.open_minor > 0 and not r.disputed and not r.planned]
-        if rows:
-            rows = [r for r in rows if r.currency == rows[0].currency]
+    rows = await _choose_invoices(session, debtor_id, invoice_ids, invoice_external_ids)
 
     if await repo.plans_of(session, debtor_id, [PlanState.active.value]):
         raise Conflict("this debtor already has an active payment plan", "plan_active")
@@ -305,6 +257,55 @@ async def propose(
     return PlanDecision(
         verdict.outcome, plan.id, currency, total, down, schedule, verdict.reason_code, plan.state
     )
+
+
+async def _choose_invoices(
+    session: AsyncSession,
+    debtor_id: uuid.UUID,
+    invoice_ids: list[uuid.UUID] | None,
+    invoice_external_ids: list[str] | None,
+) -> list[Any]:
+    """The named invoices, checked (each the debtor's, open, undisputed, in no active plan, one
+    currency); or, when none are named, every such invoice in the currency of the oldest."""
+    named: list[Any] | None = invoice_ids if invoice_ids is not None else invoice_external_ids
+    rows = await repo.candidates(session, debtor_id, ids=invoice_ids, external_ids=invoice_external_ids)
+    if named is None:
+        rows = [r for r in rows if r.open_minor > 0 and not r.disputed and not r.planned]
+        return [r for r in rows if r.currency == rows[0].currency]
+
+    def refuse(kind: type[InvalidInput | Conflict], message: str, code: str, detail: str) -> None:
+        raise kind(message, code, _fields("invoices", message=detail, code=code))
+
+    unknown = sorted(str(n) for n in set(named) - ({r.id for r in rows} | {r.external_id for r in rows}))
+    if unknown:
+        refuse(
+            InvalidInput,
+            "some invoices do not exist for this debtor",
+            "unknown_invoice",
+            f"unknown: {', '.join(unknown)}",
+        )
+    bad = [r.external_id for r in rows if r.status not in repo.PLANNABLE or r.open_minor <= 0 or r.disputed]
+    if bad:
+        refuse(
+            InvalidInput,
+            "a plan can only cover open, undisputed invoices",
+            "invoice_not_plannable",
+            f"not open or disputed: {', '.join(bad)}",
+        )
+    planned = [r.external_id for r in rows if r.planned]
+    if planned:
+        refuse(
+            Conflict,
+            "some invoices are already in an active plan",
+            "invoice_in_plan",
+            f"in a plan: {', '.join(planned)}",
+        )
+    currencies = sorted({r.currency for r in rows})
+    if len(currencies) > 1:
+        refuse(
+            InvalidInput, "a plan is in one currency", "currency_mismatch", f"mixed: {', '.join(currencies)}"
+        )
+    return rows
 
 
 async def _withdraw_offers(session: AsyncSession, debtor_id: uuid.UUID, actor: Actor) -> None:

@@ -9,7 +9,7 @@
    instalment is ``missed``, the plan's invoices leave it and the next dunning sweep takes them up
    again at their next stage (event ``plan.breached`` for staff).
 4. An instalment ``reminder_days_before`` its date (until the date itself) gets one reminder on the
-   outbox. The primary key of ``instalment_reminders`` makes a second one impossible, whatever
+   outbox (not the down payment: it is due at once, and the confirmation asks for it). The primary key of ``instalment_reminders`` makes a second one impossible, whatever
    sweeps, workers or retries run.
 
 Called by the worker's plan job and at the start of the dunning sweep job, which commit.
@@ -142,6 +142,7 @@ async def sweep_instalments(session: AsyncSession, *, now: datetime) -> PlanSwee
         .where(
             active,
             ins.c.status == InstalmentStatus.open.value,
+            ins.c.number > 0,  # the down payment is due at once: the confirmation asks for it
             add_days(ins.c.due_on, -p.c.reminder_days_before) <= today,
             ins.c.due_on >= today,
         )

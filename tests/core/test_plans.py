@@ -186,6 +186,31 @@ async def test_the_down_payment_is_due_at_once_and_the_rest_is_split(db: Databas
     assert sum(amounts(d)) == 40_000
 
 
+async def test_paying_the_down_payment_settles_instalment_zero(db: Database) -> None:
+    await set_policy(db, "down", down_payment_percent="25")
+    d, debtor_id, _ = await debtor_with(db, 40_000, segment="down")
+    offer = await propose(db, debtor_id, instalments=3)
+    await accept(db, offer.plan_id)
+    assert (await plan_sweep(db, "2026-11-24")).reminders == 0  # the confirmation asks for it
+
+    async with db.session_scope() as s:
+        await ledger.record_payment(
+            s,
+            PaymentIn(debtor_external_id=d, currency="EUR", amount="100.00"),
+            actor=factories.TEST_ACTOR,
+            today=TODAY,
+        )
+    await plan_sweep(db, "2026-11-25")
+    async with db.sessionmaker() as s:
+        view = await plans.plan_view(s, offer.plan_id)  # type: ignore[arg-type]
+    assert [(i.number, i.amount_minor, i.status) for i in view.instalments] == [
+        (0, 10_000, "paid"),
+        (1, 10_000, "open"),
+        (2, 10_000, "open"),
+        (3, 10_000, "open"),
+    ]
+
+
 def test_schedules_add_up_exactly_and_differ_by_at_most_one_cent() -> None:
     rng = random.Random(5)
     for _ in range(500):
@@ -212,6 +237,25 @@ async def test_bad_requests_are_refused_with_the_field(db: Database) -> None:
     with pytest.raises(InvalidInput) as unknown:
         await propose(db, debtor_id, invoice_external_ids=["NOPE"], instalments=2)
     assert unknown.value.code == "unknown_invoice"
+
+
+async def test_a_plan_covers_only_the_invoices_named_and_not_disputed_ones(db: Database) -> None:
+    from core.dunning import holds
+
+    _, debtor_id, (first, second, third) = await debtor_with(db, 10_000, 20_000, 30_000)
+    async with db.session_scope() as s:
+        await holds.dispute(s, third, reason="not delivered", actor=factories.TEST_ACTOR)
+
+    d = await propose(db, debtor_id, invoice_external_ids=[second], instalments=2)
+    assert (d.total_minor, amounts(d)) == (20_000, [10_000, 10_000])
+    with pytest.raises(InvalidInput) as disputed:
+        await propose(db, debtor_id, invoice_external_ids=[third], instalments=2)
+    assert disputed.value.code == "invoice_not_plannable"
+    everything = await propose(db, debtor_id, instalments=2)  # the disputed one stays out
+    assert everything.total_minor == 30_000
+    async with db.sessionmaker() as s:
+        view = await plans.plan_view(s, everything.plan_id)  # type: ignore[arg-type]
+    assert view.invoices == [first, second]
 
 
 # --------------------------------------------------------------------------- staff
