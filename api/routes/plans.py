@@ -115,6 +115,16 @@ async def propose_plan(
 PlanIdPath = Annotated[uuid.UUID, Path(description="the plan's id")]
 
 
+@router.get("/plans", summary="Payment plans waiting for a staff decision, oldest first")
+async def pending_plans(
+    services: ServicesDep,
+    _: Annotated[ApiKey, Depends(require("plans:read"))],
+) -> dict[str, Any]:
+    async with services.db.sessionmaker() as session:
+        found = await plans.waiting_for_approval(session)
+    return {"plans": [plan_json(v) for v in found]}
+
+
 @router.get("/plans/{plan_id}", summary="A payment plan with its instalments and their status")
 async def get_plan(
     plan_id: PlanIdPath,

@@ -112,6 +112,16 @@ async def plans_of(session: AsyncSession, debtor_id: uuid.UUID, states: Sequence
     return list((await session.scalars(stmt)).all())
 
 
+async def plan_ids_in_state(session: AsyncSession, state: str, limit: int) -> list[uuid.UUID]:
+    stmt = (
+        select(col(PaymentPlan.id))
+        .where(col(PaymentPlan.state) == state)
+        .order_by(col(PaymentPlan.created_at))
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
 async def instalments(session: AsyncSession, plan_id: uuid.UUID) -> list[PlanInstalment]:
     stmt = (
         select(PlanInstalment)

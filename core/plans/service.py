@@ -20,7 +20,7 @@ Services only flush; the caller commits. Every state change is audited; ``actor`
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -416,7 +416,7 @@ async def decide(
     *,
     approve: bool,
     actor: ActorLike,
-    counter: Counter | None = None,
+    counter: Counter | Mapping[str, int] | None = None,
     today: date,
     note: str | None = None,
 ) -> PlanView:
@@ -427,6 +427,8 @@ async def decide(
     chat tell the debtor.
     """
     who = as_actor(actor)
+    if isinstance(counter, Mapping):  # {"instalments": 8} or {"monthly_amount_minor": 5000}
+        counter = Counter(counter.get("instalments"), counter.get("monthly_amount_minor"))
     plan = await _plan(session, plan_id)
     if plan.state != PlanState.pending_approval.value:
         raise Conflict(
@@ -505,6 +507,12 @@ async def latest_offer(session: AsyncSession, debtor_id: uuid.UUID) -> PlanView 
     """The debtor's open offer (proposed, pending approval or approved by staff), if any."""
     found = await repo.plans_of(session, debtor_id, PlanState.open_offers())
     return await plan_view(session, found[0].id) if found else None
+
+
+async def waiting_for_approval(session: AsyncSession, *, limit: int = 100) -> list[PlanView]:
+    """Plans staff still have to decide, oldest first."""
+    ids = await repo.plan_ids_in_state(session, PlanState.pending_approval.value, limit)
+    return [await plan_view(session, plan_id) for plan_id in ids]
 
 
 async def plan_view(session: AsyncSession, plan_id: uuid.UUID) -> PlanView:

@@ -74,6 +74,8 @@ async def test_a_monthly_amount_out_of_range_goes_to_staff_who_approve(
         "pending_approval",
         "too_many_instalments",
     )
+    waiting = (await client.get(f"{API}/plans", headers=auth)).json()["plans"]
+    assert [p["id"] for p in waiting] == [offer["plan_id"]]
     early = await post(client, auth, f"/plans/{offer['plan_id']}/accept")
     assert_problem(early, 409)
 

@@ -27,7 +27,7 @@ from core.plans import service as plans
 from core.plans import terms
 from core.plans.models import PlanState
 from core.plans.policy import upsert_policy
-from core.plans.schemas import Counter, MoneyIn, PlanDecision, PlanPolicyIn
+from core.plans.schemas import MoneyIn, PlanDecision, PlanPolicyIn
 from core.plans.sweep import sweep_instalments
 from core.ports import FixedClock
 from tests import factories
@@ -268,7 +268,7 @@ async def test_staff_approval_on_their_terms_then_the_debtor_accepts(db: Databas
     async with db.session_scope() as s:
         assert d.plan_id is not None
         view = await plans.decide(
-            s, d.plan_id, approve=True, actor=STAFF, counter=Counter(instalments=10), today=TODAY
+            s, d.plan_id, approve=True, actor=STAFF, counter={"monthly_amount_minor": 4_000}, today=TODAY
         )
     assert (view.state, view.decided_by, len(view.instalments)) == ("approved_by_staff", STAFF, 10)
     active = await accept(db, d.plan_id)
@@ -282,7 +282,9 @@ async def test_staff_decline_ends_the_request(db: Database) -> None:
     d = await propose(db, debtor_id, instalments=20)
 
     async with db.session_scope() as s:
+        assert [p.id for p in await plans.waiting_for_approval(s)] == [d.plan_id]
         view = await plans.decide(s, d.plan_id, approve=False, actor=STAFF, today=TODAY)  # type: ignore[arg-type]
+        assert await plans.waiting_for_approval(s) == []
     assert view.state == "declined"
     with pytest.raises(Conflict):
         await accept(db, d.plan_id)
