@@ -337,10 +337,13 @@ async def accept(
     with ``confirm``, a written confirmation with the schedule goes on the outbox.
     """
     who = as_actor(actor)
+    # The debtor first, then the plan: the order propose takes them in (no deadlock between the two).
+    found = await repo.get_plan(session, plan_id)
+    if found is not None:
+        await debtor_repo.lock(session, found.debtor_id)
     plan = await _plan(session, plan_id)
     if plan.state not in (PlanState.proposed.value, PlanState.approved_by_staff.value):
         raise Conflict(f"the plan is {plan.state}; only an offer can be accepted", "plan_not_acceptable")
-    await debtor_repo.lock(session, plan.debtor_id)
     covered = await repo.covered_invoices(session, plan.id)
     if (
         any(r.status not in repo.PLANNABLE for r in covered)

@@ -3,6 +3,7 @@ of an active plan (dunning skips it, reminders once, breach resumes dunning, ful
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import date
 from typing import Any
@@ -430,3 +431,22 @@ async def test_withdrawing_an_active_plan_brings_dunning_back(db: Database) -> N
     async with db.session_scope() as s:
         await sweep(s, now=factories.at("2026-11-27"))
     assert await dunning_actions(db, inv) == ["before_due"]
+
+
+async def test_two_yeses_at_once_activate_the_plan_once(committed: Database) -> None:
+    _, debtor_id, _ = await debtor_with(committed, 40_000)
+    offer = await propose(committed, debtor_id, instalments=4)
+
+    async def yes() -> str:
+        try:
+            return (await accept(committed, offer.plan_id)).state
+        except Conflict as exc:
+            return exc.code
+
+    assert sorted(await asyncio.gather(yes(), yes())) == ["active", "plan_not_acceptable"]
+    async with committed.sessionmaker() as s:
+        view = await plans.plan_view(s, offer.plan_id)  # type: ignore[arg-type]
+        confirmations = (
+            await s.scalars(select(Message).where(col(Message.kind) == "plan_confirmation"))
+        ).all()
+    assert len(view.instalments) == 4 and len(confirmations) == 1
