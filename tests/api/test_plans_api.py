@@ -61,6 +61,12 @@ async def test_propose_accept_and_see_the_plan_and_the_balance(
     balance = (await client.get(f"{API}/debtors/{d}", headers=auth)).json()["balance"]["currencies"][0]
     assert balance["in_plan"] == {"amount": "400.00", "currency": "EUR"}
 
+    r = await post(client, auth, f"/plans/{offer['plan_id']}/withdraw")
+    assert r.status_code == 200 and r.json()["state"] == "withdrawn"
+    balance = (await client.get(f"{API}/debtors/{d}", headers=auth)).json()["balance"]["currencies"][0]
+    assert balance["in_plan"] == {"amount": "0.00", "currency": "EUR"}
+    assert_problem(await post(client, auth, f"/plans/{offer['plan_id']}/withdraw"), 409)
+
 
 async def test_a_monthly_amount_out_of_range_goes_to_staff_who_approve(
     client: httpx.AsyncClient, auth: dict[str, str], db: Database
