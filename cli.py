@@ -259,16 +259,22 @@ def _dunning_sweep(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, time
 
     from core.dunning.sweep import sweep
+    from core.plans.sweep import sweep_instalments
     from core.ports import SystemClock
 
     now = datetime.combine(args.date, time(6), tzinfo=UTC) if args.date else SystemClock().now()
 
     async def run(db: Database) -> int:
         async with db.session_scope() as session:
+            plans = await sweep_instalments(session, now=now)  # as the worker's sweep job does
             result = await sweep(session, now=now)
         print(
             f"sweep {result.sweep_id} on {now.date().isoformat()}: {result.actions} invoice(s) reached a stage, "
             f"{result.messages} message(s) queued, {result.fees} fee(s) posted"
+        )
+        print(
+            f"payment plans: {plans.reminders} instalment reminder(s) queued, {plans.instalments_paid} "
+            f"instalment(s) paid, {len(plans.completed)} plan(s) completed, {len(plans.breached)} breached"
         )
         return 0
 

@@ -27,6 +27,7 @@ from core.events import service as events
 from core.logging import configure as configure_logging
 from core.messaging.delivery import deliver
 from core.messaging.ratelimit import RateLimiter
+from core.plans.sweep import PlanSweepResult, sweep_instalments
 from core.ports import MessageSender, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -78,10 +79,12 @@ async def sweep_dunning(ctx: dict[str, Any]) -> dict[str, Any]:
     """Decide and record what is due now (idempotent: a second run the same day finds nothing)."""
     db: Database = ctx["db"]
     async with db.session_scope() as session:
+        # Plans first: invoices of a plan breached today come due again in this very sweep.
+        plans = await sweep_instalments(session, now=ctx["clock"].now())
         result = await sweep(session, now=ctx["clock"].now())
     # After the commit, so that the delivery job sees the committed outbox. If Redis is down, the
     # sweep's work stands and the every-minute delivery job catches up once it is back.
-    if result.messages and "redis" in ctx:
+    if (result.messages or plans.reminders) and "redis" in ctx:
         try:
             await ctx["redis"].enqueue_job("deliver_messages", _job_id=f"deliver:{result.sweep_id}")
         except (RedisError, OSError) as exc:
@@ -92,7 +95,31 @@ async def sweep_dunning(ctx: dict[str, Any]) -> dict[str, Any]:
         "messages": result.messages,
         "fees": result.fees,
         "broken_promises": result.broken_promises,
+        "plans": _plan_summary(plans),
     }
+
+
+def _plan_summary(result: PlanSweepResult) -> dict[str, Any]:
+    return {
+        "run_id": str(result.run_id),
+        "instalments_paid": result.instalments_paid,
+        "reminders": result.reminders,
+        "completed": [str(p) for p in result.completed],
+        "breached": [str(p) for p in result.breached],
+    }
+
+
+async def sweep_plans(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Payment plans: mark paid instalments, remind, break and complete plans (idempotent)."""
+    db: Database = ctx["db"]
+    async with db.session_scope() as session:
+        result = await sweep_instalments(session, now=ctx["clock"].now())
+    if result.reminders and "redis" in ctx:
+        try:
+            await ctx["redis"].enqueue_job("deliver_messages", _job_id=f"deliver:{result.run_id}")
+        except (RedisError, OSError) as exc:
+            log.warning("plans.enqueue_failed", run_id=str(result.run_id), error=str(exc))
+    return _plan_summary(result)
 
 
 async def deliver_messages(ctx: dict[str, Any]) -> dict[str, int]:
@@ -137,13 +164,14 @@ def redis_settings(settings: Settings) -> RedisSettings:
 
 
 class WorkerSettings:
-    functions = [purge_idempotency_keys, sweep_dunning, deliver_messages, deliver_webhooks]
+    functions = [purge_idempotency_keys, sweep_dunning, deliver_messages, deliver_webhooks, sweep_plans]
     cron_jobs = [
         cron(purge_idempotency_keys, minute={17}, unique=True),
         # Stage dates are whole days; sweeping hourly picks up new approvals and lifted holds.
         cron(sweep_dunning, minute={5}, unique=True, run_at_startup=True),
         cron(deliver_messages, unique=True),  # every minute
         cron(deliver_webhooks, unique=True),  # every minute
+        cron(sweep_plans, minute={35}, unique=True),  # between the dunning sweeps, which also run it
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -11,6 +11,7 @@ from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
 from core.payments.models import PaymentReference
+from core.plans.models import InstalmentReminder, PaymentPlan, PlanInstalment, PlanInvoice, PlanPolicy
 
 metadata = SQLModel.metadata
 
@@ -26,13 +27,18 @@ __all__ = [
     "DunningState",
     "Event",
     "IdempotencyRecord",
+    "InstalmentReminder",
     "Invoice",
     "InvoiceBatch",
     "InvoiceDocument",
     "LedgerEntry",
     "Message",
     "Payment",
+    "PaymentPlan",
     "PaymentReference",
+    "PlanInstalment",
+    "PlanInvoice",
+    "PlanPolicy",
     "Promise",
     "WebhookDelivery",
     "metadata",

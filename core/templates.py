@@ -74,6 +74,8 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "final_notice",  # statutory interest; next step is a collection agency
     "agency_handoff",  # the claim went to a collection agency
 )
+# Payment-plan messages (core/plans/messages.py documents the context they add); not dunning stages.
+PLAN_TEMPLATE_NAMES: tuple[str, ...] = ("instalment_reminder", "plan_confirmed")
 TONES: tuple[str, ...] = ("friendly", "neutral", "firm")
 CHANNELS: tuple[str, ...] = ("email", "sms", "telegram", "whatsapp")
 LOCALES: tuple[str, ...] = ("en", "nl")
@@ -211,7 +213,7 @@ def _one_line(text: str) -> str:
 
 def render(name: str, locale: str, channel: str, tone: str, **ctx: Any) -> Rendered:
     """Render debtor message ``name`` for a locale ("nl", "nl_BE", "en-GB"), channel and tone."""
-    _check("template", name, TEMPLATE_NAMES)
+    _check("template", name, TEMPLATE_NAMES + PLAN_TEMPLATE_NAMES)
     _check("channel", channel, CHANNELS)
     _check("tone", tone, TONES)
     language, fmt_locale = _resolve_locale(locale)

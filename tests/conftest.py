@@ -130,7 +130,8 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-SEEDED = {"dunning_policies", "dunning_stages"}  # rows the migrations put in; committed tests leave them be
+# Rows the migrations put in; committed tests leave them be.
+SEEDED = {"dunning_policies", "dunning_stages", "plan_policies"}
 
 
 @pytest.fixture

@@ -30,6 +30,9 @@ SCOPES: dict[str, str] = {
     "audit:read": "read the audit trail",
     "dunning:read": "read dunning policies and preview a sweep",
     "dunning:write": "create and replace dunning policies",
+    "plans:read": "read payment plans and plan policies",
+    "plans:write": "propose, accept and withdraw payment plans",
+    "plans:approve": "approve or decline payment plans; replace plan policies",
 }
 ALL = "*"
 KEY_PREFIX = "dbk"

@@ -35,6 +35,7 @@ from sqlalchemy import (
     and_,
     cast,
     delete,
+    exists,
     func,
     insert,
     literal,
@@ -60,6 +61,7 @@ from core.events.service import emit_stage_events
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message, MessageStatus
+from core.plans.models import PlanInvoice
 from core.sqlfuncs import add_days, days_between, new_uuid
 
 ACTIVE_STATUSES = (InvoiceStatus.approved.value, InvoiceStatus.open.value)
@@ -80,6 +82,7 @@ def due_query(today: date) -> Any:
         ),
         or_(not_(col(d.dunning_paused)), and_(col(d.paused_until).is_not(None), col(d.paused_until) < today)),
         or_(col(s.promise_date).is_(None), add_days(s.promise_date, pol.promise_grace_days) < today),
+        ~exists().where(col(PlanInvoice.invoice_id) == col(s.invoice_id), col(PlanInvoice.active)),
     )
     return (
         select(

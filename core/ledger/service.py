@@ -27,6 +27,7 @@ from core.ledger import repository as repo
 from core.ledger.models import SIGN, CreditNote, EntryKind, LedgerEntry, Payment
 from core.ledger.schemas import CreditNoteIn, PaymentIn
 from core.money import Money, parse_minor
+from core.plans import repository as plan_repo
 
 
 def entry_row(
@@ -135,6 +136,8 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
                 days_overdue=(today - row.due_date).days if overdue else 0,
             )
         )
+    for code, amount in (await plan_repo.in_plan_by_currency(session, debtor_id)).items():
+        cur(code).in_plan += amount
     for code, amount in (await repo.unallocated(session, debtor_id)).items():
         bal = cur(code)
         bal.open += amount

@@ -201,6 +201,7 @@ def render_context(job: repo.Job, creditor_name: str, today: date) -> dict[str, 
         "fee": Money(fee_minor, currency) if fee_minor else None,
         "interest_rate": _percent(rates[0]) if rates else None,
         "deadline": None,
+        **job.extra,
     }
 
 

@@ -22,6 +22,7 @@ from core.dunning.models import DunningAction, DunningPolicy, DunningStage, Dunn
 from core.invoices.models import PAYABLE_STATUSES, Invoice
 from core.ledger.models import LedgerEntry
 from core.messaging.models import Message, MessageStatus
+from core.plans.models import PLAN_MESSAGE_KINDS
 
 LEASE = timedelta(minutes=5)  # a message ``sending`` for longer belonged to a worker that died
 DELIVERED = (MessageStatus.sent.value, MessageStatus.delivered.value, MessageStatus.read.value)
@@ -126,6 +127,7 @@ class Job:
     recent_sent: list[datetime] = field(
         default_factory=list
     )  # the debtor's sends in the window, oldest first
+    extra: dict[str, Any] = field(default_factory=dict)  # template context a message kind adds
 
 
 async def load_job(
@@ -157,14 +159,21 @@ async def load_job(
             )
         ).all()
     )
-    invoices = await open_invoices(session, message)
+    extra: dict[str, Any] = {}
+    if message.kind in PLAN_MESSAGE_KINDS:  # payment plans: invoices and context from the plan
+        from core.plans.messages import load as load_plan_message
+
+        invoices, extra = await load_plan_message(session, message)
+    else:
+        invoices = await open_invoices(session, message)
     policy_ids = list(dict.fromkeys(i.policy_id for i in invoices))
     policies: list[DunningPolicy] = []
     if policy_ids:
         found = await session.scalars(select(DunningPolicy).where(col(DunningPolicy.id).in_(policy_ids)))
         by_id = {p.id: p for p in found.all()}
         policies = [by_id[p] for p in policy_ids if p in by_id]
-    return Job(message, debtor, points, invoices, policies, await sent_since(session, debtor.id, since))
+    recent = await sent_since(session, debtor.id, since)
+    return Job(message, debtor, points, invoices, policies, recent, extra)
 
 
 async def open_invoices(session: AsyncSession, message: Message) -> list[DueInvoice]:
