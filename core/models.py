@@ -11,6 +11,7 @@ from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
 from core.payments.models import PaymentReference
+from core.staff.models import StaffPost
 
 metadata = SQLModel.metadata
 
@@ -34,6 +35,7 @@ __all__ = [
     "Payment",
     "PaymentReference",
     "Promise",
+    "StaffPost",
     "WebhookDelivery",
     "metadata",
 ]
