@@ -422,14 +422,9 @@ def register_plan_actions(app: AsyncApp, deps: SlackDeps) -> None:
         )
         return None
 
-    for action_id, decision in ((views.PLAN_ACCEPT, "accept"), (views.PLAN_DECLINE, "decline")):
-
-        async def on_plan(
-            ack: AsyncAck,
-            body: dict[str, Any],
-            respond: AsyncRespond,
-            client: AsyncWebClient,
-            decision: str = decision,
+    def on_plan(decision: str) -> Any:
+        async def handle(
+            ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
         ) -> None:
             await ack()
             user = user_of(body)
@@ -439,7 +434,10 @@ def register_plan_actions(app: AsyncApp, deps: SlackDeps) -> None:
             if problem:
                 await ephemeral(respond, problem)
 
-        app.action(action_id)(on_plan)
+        return handle
+
+    app.action(views.PLAN_ACCEPT)(on_plan("accept"))
+    app.action(views.PLAN_DECLINE)(on_plan("decline"))
 
     @app.action(views.PLAN_COUNTER)
     async def counter(
