@@ -213,3 +213,11 @@ async def test_buttons_of_other_modules_say_not_available_until_wired(staff: Sta
     await staff.click("refund_open", "D-1")
     await staff.command("refund tr_123")
     assert all("not available in this installation yet" in _reply(staff, n) for n in range(3))
+
+
+async def test_pause_button_on_the_card_opens_the_pause_modal(staff: Staff, db: Database) -> None:
+    await factories.debtor(db, "D-1", name="Garage Jansen")
+    await staff.click("pause_open", "D-1", channel="CWORK")
+    [opened] = staff.fake.calls_to("views.open")
+    assert opened.body["trigger_id"] == "trigger-2"
+    assert json.loads(opened.body["view"]["private_metadata"]) == {"debtor": "D-1", "channel": "CWORK"}
