@@ -86,7 +86,8 @@ async def send_card(
 ) -> None:
     async with deps.db.sessionmaker() as session:
         overview = await staff.debtor_overview(session, external_id, deps.clock.today())
-    blocks = views.debtor_card(overview)
+        plan = await deps.hooks.plan_summary(session, external_id) if deps.hooks.plan_summary else None
+    blocks = views.debtor_card(overview, plan)
     fallback = text(
         "debtor_header",
         name=esc(overview.debtor.name),

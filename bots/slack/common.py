@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 from datetime import date
 from typing import Any
@@ -65,3 +66,36 @@ def parse_amount(value: str, currency: str) -> Money | None:
         return Money(parse_minor(value.strip(), currency), currency)
     except (MoneyError, DomainError, ValueError):
         return None
+
+
+def action_value(body: dict[str, Any]) -> str:
+    return str(body["actions"][0].get("value") or "")
+
+
+def message_at(body: dict[str, Any]) -> tuple[str, str]:
+    """The channel and ts of the message whose button was pressed."""
+    return str((body.get("channel") or {}).get("id", "")), str((body.get("message") or {}).get("ts", ""))
+
+
+def who(label: str | None) -> str:
+    """How a decider is shown: a Slack mention for staff, the label for an API key or the CLI."""
+    if label and label.startswith("staff:"):
+        return f"<@{label.removeprefix('staff:')}>"
+    return esc(label or "?")
+
+
+def view_fields(body: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for block_id, block in body["view"]["state"]["values"].items():
+        element = block.get("value") or {}
+        values[block_id] = element.get("value") if "value" in element else element.get("selected_date")
+    return values
+
+
+def view_meta(body: dict[str, Any]) -> dict[str, Any]:
+    raw = body["view"].get("private_metadata") or "{}"
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return {"debtor": raw}
+    return meta if isinstance(meta, dict) else {}

@@ -20,13 +20,16 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bots.slack import views
+from bots.slack.deps import build_client
 from bots.slack.seams import DisputeNotice, PlanRequest, RefundRequest, RelayNotice
 from bots.slack.texts import text
+from core.config import Settings
 from core.db import Database
 from core.debtors.models import Debtor
 from core.events.models import EventType
 from core.invoices.models import Invoice
 from core.money import Money
+from core.ports import Clock
 from core.reports import digest
 from core.staff import repository as posts
 from core.staff import service as staff
@@ -255,8 +258,50 @@ async def post_broken_promise(
     return await post_broken_promises(client, db, channel, now)
 
 
+class SlackStaffNotifier:
+    """What the core ``notify_staff`` callback calls, bound to the client, database and channel.
+
+    Call it after the commit that made the news (a dispute, a hand-off, a plan request), never inside
+    the transaction: a slow Slack must not hold database locks. Each method posts at most once per
+    subject. Build it with :meth:`from_settings` in a composition root; None when Slack is not set up.
+    """
+
+    def __init__(self, client: AsyncWebClient, db: Database, channel: str, clock: Clock) -> None:
+        self.client, self.db, self.channel, self.clock = client, db, channel, clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, clock: Clock) -> SlackStaffNotifier | None:
+        if settings.slack_bot_token is None or not settings.slack_staff_channel:
+            return None
+        return cls(build_client(settings), db, settings.slack_staff_channel, clock)
+
+    async def dispute(self, notice: DisputeNotice) -> str | None:
+        return await post_dispute_thread(self.client, self.db, self.channel, notice, self.clock.now())
+
+    async def human_relay(self, notice: RelayNotice) -> str | None:
+        return await post_relay_thread(self.client, self.db, self.channel, notice, self.clock.now())
+
+    async def debtor_message(self, conversation_id: str, debtor_name: str, words: str) -> bool:
+        return await relay_debtor_message(self.client, self.db, conversation_id, debtor_name, words)
+
+    async def plan_approval(self, plan: PlanRequest) -> str | None:
+        return await post_plan_approval(self.client, self.db, self.channel, plan, self.clock.now())
+
+    async def refund_request(self, refund: RefundRequest) -> str | None:
+        return await post_refund_request(self.client, self.db, self.channel, refund, self.clock.now())
+
+    async def broken_promise(self, invoice_external_id: str) -> int:
+        return await post_broken_promise(
+            self.client, self.db, self.channel, invoice_external_id, self.clock.now()
+        )
+
+    async def batch(self, batch_id: uuid.UUID) -> str | None:
+        return await post_batch_for_approval(self.client, self.db, self.channel, batch_id, self.clock.now())
+
+
 __all__ = [
     "SlackApiError",
+    "SlackStaffNotifier",
     "post_batch_for_approval",
     "post_broken_promise",
     "post_broken_promises",

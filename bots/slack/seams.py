@@ -81,6 +81,8 @@ DecideRefundHook = Callable[[AsyncSession, str, Actor], Awaitable[RefundRequest]
 RequestPaymentHook = Callable[[AsyncSession, str, Actor], Awaitable[None]]
 # (session, plan id, "accept" | "counter" | "decline", note or None, actor)
 DecidePlanHook = Callable[[AsyncSession, str, str, str | None, Actor], Awaitable[None]]
+# (session, debtor external id) -> one line on the debtor's active plan, or None
+PlanSummaryHook = Callable[[AsyncSession, str], Awaitable[str | None]]
 # (session, conversation id, staff text, actor)
 RelayHook = Callable[[AsyncSession, str, str, Actor], Awaitable[None]]
 
@@ -93,4 +95,5 @@ class StaffHooks:
     decline_refund: DecideRefundHook | None = None
     request_payment: RequestPaymentHook | None = None
     decide_plan: DecidePlanHook | None = None
+    plan_summary: PlanSummaryHook | None = None
     relay_to_debtor: RelayHook | None = None

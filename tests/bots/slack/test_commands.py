@@ -221,3 +221,13 @@ async def test_pause_button_on_the_card_opens_the_pause_modal(staff: Staff, db: 
     [opened] = staff.fake.calls_to("views.open")
     assert opened.body["trigger_id"] == "trigger-2"
     assert json.loads(opened.body["view"]["private_metadata"]) == {"debtor": "D-1", "channel": "CWORK"}
+
+
+async def test_the_card_shows_the_plan_when_the_plans_module_is_wired(staff: Staff, db: Database) -> None:
+    async def plan_summary(session: object, external_id: str) -> str | None:
+        return "3 instalments of €40.00, next on 2026-12-01" if external_id == "D-1" else None
+
+    staff.hooks.plan_summary = plan_summary  # type: ignore[assignment]
+    await factories.debtor(db, "D-1", name="Garage Jansen")
+    await staff.command("debtor D-1")
+    assert ":calendar: Payment plan: 3 instalments of €40.00, next on 2026-12-01" in _reply(staff)

@@ -15,6 +15,7 @@ import worker
 from bots.slack import notify
 from bots.slack.seams import DisputeNotice, RelayNotice, StaffHooks
 from core.audit import Actor
+from core.config import Settings
 from core.db import Database
 from core.dunning import holds
 from core.dunning.models import DunningState
@@ -190,3 +191,18 @@ async def test_a_relay_to_a_closed_conversation_tells_the_staff_member(
     )
     [note] = staff.fake.calls_to("chat.postEphemeral")
     assert "the conversation was closed by the debtor" in note.body["text"]
+
+
+async def test_the_notify_staff_notifier_posts_each_subject_once(
+    staff: Staff, db: Database, settings: Settings
+) -> None:
+    assert notify.SlackStaffNotifier.from_settings(settings, db, staff.clock) is None  # Slack not set up
+    notifier = notify.SlackStaffNotifier.from_settings(staff.settings, db, staff.clock)
+    assert notifier is not None
+    notice = await _disputed(db)
+    assert await notifier.dispute(notice) is not None
+    assert await notifier.dispute(notice) is None
+    ts = await notifier.human_relay(RelayNotice("conv-1", "Bakkerij Smit", "whatsapp", "help"))
+    assert await notifier.debtor_message("conv-1", "Bakkerij Smit", "anyone?")
+    calls = staff.fake.calls_to("chat.postMessage")
+    assert len(calls) == 3 and calls[2].body["thread_ts"] == ts
