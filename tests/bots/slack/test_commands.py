@@ -231,3 +231,13 @@ async def test_the_card_shows_the_plan_when_the_plans_module_is_wired(staff: Sta
     await factories.debtor(db, "D-1", name="Garage Jansen")
     await staff.command("debtor D-1")
     assert ":calendar: Payment plan: 3 instalments of €40.00, next on 2026-12-01" in _reply(staff)
+
+
+async def test_a_command_whose_text_says_payload_is_still_a_command(staff: Staff, db: Database) -> None:
+    await factories.debtor(db, "D-1", name="Payload Logistics")
+    response = await staff.command("debtor payload logistics")
+    assert response.status_code == 200
+    assert "*Payload Logistics*" in _reply(staff)
+    body = urlencode({"command": "/ar", "text": "debtor payload", "user_id": ALLOWED}).encode()
+    forged = await staff.post(body, signed(body, secret="not-the-secret"))
+    assert forged.status_code == 401
