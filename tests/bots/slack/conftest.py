@@ -176,11 +176,18 @@ def hooks() -> StaffHooks:
 
 
 async def staff_for(
-    settings: Settings, db: Database, redis: Redis, clock: FixedClock, fake: FakeSlack, hooks: StaffHooks
+    settings: Settings,
+    db: Database,
+    redis: Redis,
+    clock: FixedClock,
+    fake: FakeSlack,
+    hooks: StaffHooks,
+    *,
+    process_before_response: bool = True,
 ) -> AsyncIterator[Staff]:
     configured = slack_settings(settings, fake)
     app = create_app(services=Services(settings=configured, db=db, redis=redis, clock=clock))
-    app.state.slack_process_before_response = True
+    app.state.slack_process_before_response = process_before_response
     app.state.slack_hooks = hooks
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://duebot.test") as http:
