@@ -155,14 +155,16 @@ async def post_batch_for_approval(ctx: dict[str, Any], batch_id: str) -> bool:
 
 
 async def post_staff_notifications(ctx: dict[str, Any]) -> dict[str, int]:
-    """Every minute: batches waiting that were not posted yet, and broken promises (each once)."""
+    """Every minute: batches waiting that were not posted yet, batch messages decided elsewhere, and
+    broken promises (each once)."""
     slack = _slack(ctx)
     if slack is None:
-        return {"batches": 0, "broken_promises": 0}
+        return {"batches": 0, "batches_closed": 0, "broken_promises": 0}
     client, channel = slack
     now = ctx["clock"].now()
     return {
         "batches": await slack_notify.post_pending_batches(client, ctx["db"], channel, now),
+        "batches_closed": await slack_notify.close_decided_batches(client, ctx["db"], now),
         "broken_promises": await slack_notify.post_broken_promises(client, ctx["db"], channel, now),
     }
 

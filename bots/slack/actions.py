@@ -15,7 +15,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bots.slack import auth, views
+from bots.slack import auth, notify, views
 from bots.slack.auth import StaffUser, user_of
 from bots.slack.commands import do_resume, open_pause_modal, send_card
 from bots.slack.common import (
@@ -200,14 +200,14 @@ def register_batch_actions(app: AsyncApp, deps: SlackDeps) -> None:
                     await invoices.reject(session, batch_id, actor=user.actor)
         except Conflict:
             async with deps.db.sessionmaker() as session:
-                batch = await invoices.get_batch(session, batch_id)
+                summary = await staff.batch_summary(session, batch_id)
             await ephemeral(
                 respond,
                 text(
                     "already_decided",
-                    status=batch.status,
-                    who=who(batch.decided_by),
-                    when=views.when(batch.decided_at),
+                    status=summary.status,
+                    who=who(summary.decided_by),
+                    when=views.when(summary.decided_at),
                 ),
             )
             return
@@ -217,17 +217,7 @@ def register_batch_actions(app: AsyncApp, deps: SlackDeps) -> None:
         async with deps.db.sessionmaker() as session:
             summary = await staff.batch_summary(session, batch_id)
         channel, ts = message_at(body)
-        await client.chat_update(
-            channel=channel,
-            ts=ts,
-            text=text(
-                "batch_decided",
-                decision=summary.status,
-                who=who(summary.decided_by),
-                when=views.when(summary.decided_at),
-            ),
-            blocks=views.batch_decided(summary, who(summary.decided_by)),
-        )
+        await notify.update_batch_message(client, deps.db, channel, ts, summary, deps.clock.now())
 
     @app.action(views.BATCH_APPROVE)
     async def approve(

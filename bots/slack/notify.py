@@ -20,12 +20,14 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from bots.slack import views
+from bots.slack.common import who
 from bots.slack.deps import build_client
 from bots.slack.seams import DisputeNotice, PlanRequest, RefundRequest, RelayNotice
 from bots.slack.texts import text
 from core.config import Settings
 from core.db import Database
 from core.debtors.models import Debtor
+from core.errors import NotFound
 from core.events.models import EventType
 from core.invoices.models import Invoice
 from core.money import Money
@@ -98,6 +100,38 @@ async def post_pending_batches(client: AsyncWebClient, db: Database, channel: st
         if await post_batch_for_approval(client, db, channel, batch_id, now):
             posted += 1
     return posted
+
+
+async def close_decided_batches(client: AsyncWebClient, db: Database, now: datetime) -> int:
+    """Batch messages whose batch was decided elsewhere (the API, the CLI) lose their buttons and
+    show who decided and when."""
+    async with db.sessionmaker() as session:
+        decided = []
+        for post in await posts.open_posts(session, "batch"):
+            try:
+                summary = await staff.batch_summary(session, uuid.UUID(post.ref))
+            except NotFound:
+                continue
+            if summary.status != "pending_approval":
+                decided.append((post, summary))
+    for post, summary in decided:
+        await update_batch_message(client, db, str(post.channel), str(post.ts), summary, now)
+    return len(decided)
+
+
+async def update_batch_message(
+    client: AsyncWebClient, db: Database, channel: str, ts: str, summary: staff.BatchSummary, now: datetime
+) -> None:
+    """Show the decision on the batch's message (no more buttons) and close its post."""
+    by = who(summary.decided_by)
+    await client.chat_update(
+        channel=channel,
+        ts=ts,
+        text=text("batch_decided", decision=summary.status, who=by, when=views.when(summary.decided_at)),
+        blocks=views.batch_decided(summary, by),
+    )
+    async with db.session_scope() as session:
+        await posts.close(session, "batch", str(summary.id), now)
 
 
 async def post_broken_promises(client: AsyncWebClient, db: Database, channel: str, now: datetime) -> int:
@@ -302,6 +336,7 @@ class SlackStaffNotifier:
 __all__ = [
     "SlackApiError",
     "SlackStaffNotifier",
+    "close_decided_batches",
     "post_batch_for_approval",
     "post_broken_promise",
     "post_broken_promises",

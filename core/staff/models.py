@@ -3,7 +3,7 @@
 ``kind`` names what was posted (``batch``, ``promise_broken``, ``dispute``, ``relay``, ``plan``,
 ``refund``); ``ref`` is the subject's id (a batch id, an event id, a conversation id). ``channel``
 and ``ts`` locate the message in the chat tool once it is out; a row without ``ts`` is a claim
-that is still being posted.
+that is still being posted. ``closed_at`` is set once the subject is decided and the message shows it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class StaffPost(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     created_at: datetime = created_field()
     posted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)  # decided; buttons gone
 
     __table_args__ = (
         UniqueConstraint("kind", "ref", name="uq_staff_posts_kind_ref"),

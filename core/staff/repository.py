@@ -45,6 +45,28 @@ async def release(session: AsyncSession, post_id: uuid.UUID) -> None:
     await session.execute(delete(StaffPost).where(col(StaffPost.id) == post_id))
 
 
+async def close(session: AsyncSession, kind: str, ref: str, now: datetime) -> None:
+    """The subject is decided and its message says so: it leaves the open posts."""
+    await session.execute(
+        update(StaffPost)
+        .where(col(StaffPost.kind) == kind, col(StaffPost.ref) == ref, col(StaffPost.closed_at).is_(None))
+        .values(closed_at=now)
+    )
+
+
+async def open_posts(session: AsyncSession, kind: str, limit: int = 200) -> list[StaffPost]:
+    """Posted messages of ``kind`` whose subject was not closed yet, oldest first."""
+    stmt = (
+        select(StaffPost)
+        .where(
+            col(StaffPost.kind) == kind, col(StaffPost.ts).is_not(None), col(StaffPost.closed_at).is_(None)
+        )
+        .order_by(col(StaffPost.created_at))
+        .limit(limit)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
 async def find(session: AsyncSession, kind: str, ref: str) -> StaffPost | None:
     stmt = select(StaffPost).where(col(StaffPost.kind) == kind, col(StaffPost.ref) == ref)
     return (await session.scalars(stmt)).first()

@@ -17,9 +17,10 @@ from sqlmodel import col
 
 import worker
 from bots.slack.seams import StaffHooks
-from core.audit import AuditEvent
+from core.audit import Actor, AuditEvent
 from core.config import Settings
 from core.db import Database
+from core.invoices import service as invoices
 from core.invoices.models import InvoiceBatch
 from core.messaging.models import Message
 from core.ports import FixedClock
@@ -71,8 +72,12 @@ async def test_a_new_batch_is_posted_once_with_count_totals_mix_due_date_samples
     staff: Staff, db: Database
 ) -> None:
     batch_id = await _pending_batch(db)
-    assert await worker.post_staff_notifications(_ctx(staff)) == {"batches": 1, "broken_promises": 0}
-    assert await worker.post_staff_notifications(_ctx(staff)) == {"batches": 0, "broken_promises": 0}
+    assert await worker.post_staff_notifications(_ctx(staff)) == {
+        "batches": 1,
+        "batches_closed": 0,
+        "broken_promises": 0,
+    }
+    assert (await worker.post_staff_notifications(_ctx(staff)))["batches"] == 0
     [post] = staff.fake.calls_to("chat.postMessage")
     assert post.body["channel"] == STAFF_CHANNEL
     text = _all_text(post.body["blocks"])
@@ -196,3 +201,23 @@ async def test_two_approvers_at_once_make_one_decision(racing_staff: Staff, comm
     winner = (await _batch(committed, batch_id)).decided_by
     assert winner is not None
     assert told["text"].startswith(f"This batch was already approved by <@{winner.removeprefix('staff:')}>")
+
+
+async def test_a_batch_decided_through_the_api_loses_its_buttons_in_slack(staff: Staff, db: Database) -> None:
+    batch_id = await _pending_batch(db)
+    await worker.post_staff_notifications(_ctx(staff))
+    async with db.session_scope() as s:
+        await invoices.approve(s, batch_id, actor=Actor("api_key", "erp1234", "ERP"))
+    assert (await worker.post_staff_notifications(_ctx(staff)))["batches_closed"] == 1
+    assert (await worker.post_staff_notifications(_ctx(staff)))["batches_closed"] == 0
+    [update] = staff.fake.calls_to("chat.update")
+    assert "*Approved* by api_key:erp1234 at" in _all_text(update.body["blocks"])
+    assert all(b["type"] != "actions" for b in update.body["blocks"])
+
+
+async def test_a_batch_decided_in_slack_is_not_updated_again(staff: Staff, db: Database) -> None:
+    batch_id = await _pending_batch(db)
+    await worker.post_staff_notifications(_ctx(staff))
+    await staff.click("batch_approve", str(batch_id), APPROVER)
+    assert (await worker.post_staff_notifications(_ctx(staff)))["batches_closed"] == 0
+    assert len(staff.fake.calls_to("chat.update")) == 1
