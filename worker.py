@@ -6,6 +6,7 @@ job more than once, so each one is safe to repeat.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from arq.connections import RedisSettings
 from redis.exceptions import RedisError
 
 from bots.email.sender import EmailSender
+from bots.slack import notify as slack_notify
+from bots.slack.deps import build_client as build_slack_client
 from bots.sms.sender import SmsSender
 from core.access import service as access
 from core.config import Settings
@@ -43,6 +46,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["senders"] = build_senders(settings)
     if "limiter" not in ctx:
         ctx["limiter"] = RateLimiter(settings.redis_url or "memory://")
+    if "slack" not in ctx and settings.slack_bot_token is not None:
+        ctx["slack"] = build_slack_client(settings)
 
 
 def build_senders(settings: Settings) -> dict[str, MessageSender]:
@@ -159,12 +164,63 @@ async def deliver_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
     return asdict(await events.deliver(db, ctx["http"], secret=secret, clock=clock))
 
 
+def _slack(ctx: dict[str, Any]) -> tuple[Any, str] | None:
+    """The Slack client and the staff channel, when both are configured."""
+    channel = ctx["settings"].slack_staff_channel
+    return (ctx["slack"], channel) if "slack" in ctx and channel else None
+
+
+async def post_batch_for_approval(ctx: dict[str, Any], batch_id: str) -> bool:
+    """Post one new batch to the staff channel (enqueue after the batch's commit); once per batch."""
+    slack = _slack(ctx)
+    if slack is None:
+        return False
+    client, channel = slack
+    now = ctx["clock"].now()
+    ts = await slack_notify.post_batch_for_approval(client, ctx["db"], channel, uuid.UUID(batch_id), now)
+    return ts is not None
+
+
+async def post_staff_notifications(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every minute: batches waiting that were not posted yet, batch messages decided elsewhere, and
+    broken promises (each once)."""
+    slack = _slack(ctx)
+    if slack is None:
+        return {"batches": 0, "batches_closed": 0, "broken_promises": 0}
+    client, channel = slack
+    now = ctx["clock"].now()
+    return {
+        "batches": await slack_notify.post_pending_batches(client, ctx["db"], channel, now),
+        "batches_closed": await slack_notify.close_decided_batches(client, ctx["db"], now),
+        "broken_promises": await slack_notify.post_broken_promises(client, ctx["db"], channel, now),
+    }
+
+
+async def send_daily_digest(ctx: dict[str, Any]) -> bool:
+    """The morning digest in the staff channel; once per day however often it runs."""
+    slack = _slack(ctx)
+    if slack is None:
+        return False
+    client, channel = slack
+    clock = ctx["clock"]
+    return await slack_notify.post_digest(client, ctx["db"], channel, clock.today(), clock.now()) is not None
+
+
 def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS)
 
 
 class WorkerSettings:
-    functions = [purge_idempotency_keys, sweep_dunning, deliver_messages, deliver_webhooks, sweep_plans]
+    functions: list[Any] = [
+        purge_idempotency_keys,
+        sweep_dunning,
+        deliver_messages,
+        deliver_webhooks,
+        sweep_plans,
+        post_batch_for_approval,
+        post_staff_notifications,
+        send_daily_digest,
+    ]
     cron_jobs = [
         cron(purge_idempotency_keys, minute={17}, unique=True),
         # Stage dates are whole days; sweeping hourly picks up new approvals and lifted holds.
@@ -172,6 +228,8 @@ class WorkerSettings:
         cron(deliver_messages, unique=True),  # every minute
         cron(deliver_webhooks, unique=True),  # every minute
         cron(sweep_plans, minute={35}, unique=True),  # between the dunning sweeps, which also run it
+        cron(post_staff_notifications, unique=True),  # every minute
+        cron(send_daily_digest, hour={7}, minute={30}, unique=True),
     ]
     on_startup = startup
     on_shutdown = shutdown

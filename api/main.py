@@ -11,6 +11,7 @@ from api import problems
 from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import debtors, dunning, health, invoices, ledger, plans
+from api.webhooks import slack as slack_webhook
 from core.config import Settings
 from core.db import Database
 from core.ports import Clock, SystemClock
@@ -67,4 +68,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     v1.include_router(plans.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(slack_webhook.router)
     return app

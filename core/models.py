@@ -12,6 +12,7 @@ from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
 from core.payments.models import PaymentReference
 from core.plans.models import InstalmentReminder, PaymentPlan, PlanInstalment, PlanInvoice, PlanPolicy
+from core.staff.models import StaffPost
 
 metadata = SQLModel.metadata
 
@@ -40,6 +41,7 @@ __all__ = [
     "PlanInvoice",
     "PlanPolicy",
     "Promise",
+    "StaffPost",
     "WebhookDelivery",
     "metadata",
 ]

@@ -20,7 +20,6 @@ from core import migrate
 from core.models import metadata
 from tests.services import Backends, admin_connect, recreate_postgres_database
 
-MIGRATIONS_DB = "duebot_test_migrations"
 APP_TABLES = set(metadata.tables)
 
 
@@ -39,7 +38,9 @@ async def empty_url(backends: Backends, tmp_path: Path) -> AsyncIterator[str]:
     if not backends.postgres:
         yield f"sqlite+aiosqlite:///{tmp_path / 'migrations.db'}"
         return
-    url = make_url(backends.database_url).set(database=MIGRATIONS_DB).render_as_string(hide_password=False)
+    test_db = make_url(backends.database_url)
+    # Named after the suite's own database, so that two suites on one server never share it.
+    url = test_db.set(database=f"{test_db.database}_migrations").render_as_string(hide_password=False)
     await recreate_postgres_database(url)
     try:
         yield url

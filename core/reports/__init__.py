@@ -1,0 +1,1 @@
+"""Read-only reports over the ledger and the dunning state (the daily digest)."""

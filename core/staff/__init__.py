@@ -1,0 +1,1 @@
+"""Staff-side notifications: which staff posts exist (batch approvals, threads), whatever the chat tool."""
