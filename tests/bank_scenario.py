@@ -73,3 +73,8 @@ async def build(db: Database) -> None:
         for debtor, ref in DEBTOR_RF.items():
             debtor_id = next(did for e, (iid, did) in ids.items() if INVOICES[e][0] == debtor)
             s.add(PaymentReference(reference=ref, invoice_id=None, debtor_id=debtor_id))
+
+
+def read(path: Path) -> bytes:
+    """The sample file's bytes (small files: read synchronously)."""
+    return path.read_bytes()

@@ -30,6 +30,9 @@ SCOPES: dict[str, str] = {
     "audit:read": "read the audit trail",
     "dunning:read": "read dunning policies and preview a sweep",
     "dunning:write": "create and replace dunning policies",
+    "bank:read": "list imported bank lines and the payments still to be processed",
+    "bank:write": "import bank statements and assign their lines by hand",
+    "exports:read": "export payments (MT940) and ledger mutations (CSV)",
 }
 ALL = "*"
 KEY_PREFIX = "dbk"

@@ -27,7 +27,7 @@ TODAY = date(2026, 11, 24)
 
 
 async def run_import(db: Database, path: Path | bytes) -> bank.ImportResult:
-    data = path if isinstance(path, bytes) else path.read_bytes()  # noqa: ASYNC240 (a small test file)
+    data = path if isinstance(path, bytes) else sc.read(path)
     async with db.session_scope() as s:
         return await bank.import_statement(s, data, actor=TEST_ACTOR, today=TODAY, filename="upload")
 
