@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import textwrap
 import unicodedata
 import uuid
 from collections import defaultdict
@@ -161,14 +160,28 @@ def _details(p: ExportPayment) -> list[str]:
     parts = []
     if p.rf:
         parts.append(f"/EREF/{p.rf}")
-    remittance = " ".join(p.invoice_numbers) or "ON ACCOUNT"
-    parts.append(f"/REMI/{swift_text(remittance)}")
+    remittance = ",".join(swift_text(n) for n in p.invoice_numbers) or "ON ACCOUNT"
+    parts.append(f"/REMI/{remittance}")
     parts.append(f"/NAME/{swift_text(p.debtor_name)[:70]}")
     if p.iban:
         parts.append(f"/IBAN/{p.iban}")
-    text = "".join(parts)
-    lines = textwrap.wrap(text, 65, break_on_hyphens=False, drop_whitespace=False)[:6]
-    return [line.lstrip("-:") or "." for line in lines]
+    return wrap_details("".join(parts))
+
+
+def wrap_details(text: str, width: int = 65, lines: int = 6) -> list[str]:
+    """``:86:`` is at most 6 lines of 65. Breaks go before a ``/field/`` or after a comma, so the
+    lines joined without separator give the text back; no line starts with ``-`` (end of message)."""
+    out: list[str] = []
+    while text and len(out) < lines:
+        if len(text) <= width:
+            out.append(text)
+            break
+        cut = max((i for i in range(1, width + 1) if text[i] == "/" or text[i - 1] == ","), default=width)
+        while cut > 1 and text[cut] == "-":
+            cut -= 1
+        out.append(text[:cut])
+        text = text[cut:]
+    return out
 
 
 def _statement_header(n: int, iban: str, currency: str, start: date) -> list[str]:
