@@ -21,6 +21,7 @@ from core.payments.bank.matching import rf_candidates, tokens
 from core.payments.bank.models import BankLine, BankStatement, DebtorBankAccount
 from core.payments.bank.schemas import AssignIn
 from tests import bank_scenario as sc
+from tests import factories
 from tests.factories import TEST_ACTOR
 
 TODAY = date(2026, 11, 24)
@@ -203,3 +204,44 @@ async def test_a_file_that_does_not_parse_is_refused_with_its_line_and_nothing_i
     assert words in caught.value.message
     assert caught.value.errors[0].line == line
     assert (await count(db, BankStatement), await count(db, BankLine), await count(db, Payment)) == (0, 0, 0)
+
+
+def mt940_text(*transactions: tuple[str, str, str]) -> bytes:
+    """A one-statement MT940 file for account NL91ABNA0417164300: (amount, bank reference, :86:)."""
+    lines = [":20:TEST", ":25:NL91ABNA0417164300", ":28C:00400/1", ":60F:C261124EUR0,00"]
+    for amount, ref, details in transactions:
+        lines += [f":61:2611251125C{amount}NTRFNONREF//{ref}", f":86:{details}"]
+    return ("\r\n".join([*lines, ":62F:C261125EUR0,00", "-"]) + "\r\n").encode()
+
+
+async def test_a_learned_iban_with_two_open_invoices_of_the_amount_is_ambiguous(db: Database) -> None:
+    await sc.build(db)
+    await factories.batch(
+        db, [factories.invoice_row("JANSEN", external_id="J3", number="2026-0103", amount_minor=7_550)]
+    )
+    await run_import(db, sc.CAMT_DAY1)  # learns Jansen's IBAN
+    result = await run_import(
+        db,
+        mt940_text(
+            ("75,50", "T1", f"/IBAN/{sc.JANSEN_IBAN}/NAME/Jansen/REMI/november"),
+            ("12,34", "T2", f"/IBAN/{sc.JANSEN_IBAN}/NAME/Jansen/REMI/something"),
+        ),
+    )
+    lines = by_position(result)
+    assert (lines[1].status, lines[1].reason) == ("unmatched", "ambiguous_amount")
+    assert {c["invoice_external_id"] for c in lines[1].candidates or []} == {"J2", "J3"}
+    assert (lines[2].status, lines[2].reason) == ("unmatched", "known_iban_no_amount")
+    assert await open_of(db, "J2") == 7_550 and await open_of(db, "J3") == 7_550
+
+
+async def test_an_invoice_number_of_a_known_payer_wins_over_another_debtors(db: Database) -> None:
+    await sc.build(db)
+    await run_import(db, sc.CAMT_DAY1)
+    # Jansen's IBAN is known; the text names Jansen's J2 and Smit's open S1.
+    result = await run_import(
+        db, mt940_text(("75,50", "T3", f"/IBAN/{sc.JANSEN_IBAN}/REMI/2026-0102 2026-0050"))
+    )
+    line = by_position(result)[1]
+    assert (line.status, line.rule) == ("matched", "invoice_number")
+    assert await status_of(db, "J2") == InvoiceStatus.paid
+    assert await open_of(db, "S1") == 6_000

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.bulk import among
-from core.invoices.models import PAYABLE_STATUSES, Invoice
+from core.invoices.models import BOOKED_STATUSES, PAYABLE_STATUSES, Invoice
 from core.ledger import repository as ledger_repo
 from core.payments import reference as references
 from core.payments.bank.models import DebtorBankAccount, LineStatus, MatchRule
@@ -107,7 +107,11 @@ async def _by_numbers(
         return []
     payable = col(Invoice.status).in_(PAYABLE_STATUSES)
     debtor_ids = list(debtors)
-    visible = payable | col(Invoice.debtor_id).in_(debtor_ids) if debtor_ids else payable
+    visible: Any = payable
+    if debtor_ids:
+        visible = payable | (
+            col(Invoice.debtor_id).in_(debtor_ids) & col(Invoice.status).in_(BOOKED_STATUSES)
+        )
     stmt = (
         select(
             col(Invoice.id),

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
@@ -75,6 +76,7 @@ async def import_statement(
         )
     parsed = parse(data)
     digest = hashlib.sha256(data).hexdigest()
+    await _serialise_account(session, parsed.account_iban)
     existing = await repo.statement_by_hash(session, digest)
     if existing is not None:
         return ImportResult(existing, False, list(await repo.lines_of(session, existing.id)))
@@ -110,6 +112,15 @@ async def import_statement(
         after=_summary(parsed, result),
     )
     return result
+
+
+async def _serialise_account(session: AsyncSession, account: str | None) -> None:
+    """One import per account at a time (PostgreSQL; SQLite writers queue anyway): overlapping
+    statements then never wait on each other's debtor locks in opposite orders."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(f"duebot.bank:{account}".encode()).digest()[:8], "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _summary(parsed: ParsedFile, result: ImportResult) -> dict[str, Any]:
