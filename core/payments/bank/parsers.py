@@ -5,7 +5,10 @@ A file that does not parse is refused as a whole, with the line of the file wher
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -281,6 +284,18 @@ def parse_mt940(text: str) -> ParsedFile:
     return ParsedFile(MT940, first_iban, " ".join(refs)[:255], out)
 
 
+@contextmanager
+def _quiet_mt940() -> Iterator[None]:
+    """mt-940 logs every pattern mismatch at ERROR; the refusal we raise says it once, with the line."""
+    log = logging.getLogger("mt940")
+    previous = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)
+
+
 def _mt940_block(block: list[str], first_line: int) -> mt940.models.Transactions:
     if not any(raw.startswith(":25:") for raw in block):
         raise refuse("the statement has no :25: account line", first_line)
@@ -288,12 +303,13 @@ def _mt940_block(block: list[str], first_line: int) -> mt940.models.Transactions
         raise refuse("the statement has no :60F: opening balance", first_line)
     statement = mt940.models.Transactions()
     try:
-        statement.parse("\n".join(block))
+        with _quiet_mt940():
+            statement.parse("\n".join(block))
     except RuntimeError as exc:
         bad = str(exc.args[2]) if len(exc.args) > 2 else ""
         head = bad.splitlines()[0] if bad else ""
         where = next((first_line + i for i, raw in enumerate(block) if head and head in raw), first_line)
-        raise refuse(f"cannot read {block[where - first_line][:40]!r}", where) from None
+        raise refuse(f"cannot read {block[where - first_line][:60]!r}", where) from None
     except (ValueError, InvalidOperation, KeyError, TypeError) as exc:
         raise refuse(f"cannot read the statement: {exc}", first_line) from None
     return statement
