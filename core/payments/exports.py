@@ -28,6 +28,7 @@ from core.payments.bank.models import BankLine
 from core.payments.models import PaymentReference
 
 PAGE = 1000
+INVOICES_PAGE = 200
 MAX_DAYS = 3660
 _SWIFT_X = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-?().,'+ ")
 
@@ -353,29 +354,40 @@ async def mutations_csv(
     else:
         raise InvalidInput("name an invoice, or a range with from and to", "missing_range")
     yield ",".join(CSV_COLUMNS) + "\r\n"
-    for on_invoice in (True, False):
-        after: tuple[Any, ...] | None = None
-        while True:
-            key: tuple[Any, ...] = (
-                col(LedgerEntry.invoice_id),
-                col(LedgerEntry.created_at),
-                col(LedgerEntry.id),
-            )
-            if not on_invoice:
-                key = key[1:]
-            stmt = base.where(
-                col(LedgerEntry.invoice_id).is_not(None)
-                if on_invoice
-                else col(LedgerEntry.invoice_id).is_(None)
-            )
-            if after is not None:
-                stmt = stmt.where(_after(key, after))
-            rows = list((await session.execute(stmt.order_by(*key).limit(PAGE))).all())
-            if not rows:
-                break
-            last = rows[-1]
-            after = (last.invoice_id, last.created_at, last.id) if on_invoice else (last.created_at, last.id)
-            yield _csv_rows(rows)
+    # Invoices a page at a time, walking the invoice index; then their entries in one query.
+    last_invoice: uuid.UUID | None = None
+    while True:
+        ids_stmt = base.with_only_columns(col(LedgerEntry.invoice_id)).where(
+            col(LedgerEntry.invoice_id).is_not(None)
+        )
+        if last_invoice is not None:
+            ids_stmt = ids_stmt.where(col(LedgerEntry.invoice_id) > last_invoice)
+        ids_stmt = (
+            ids_stmt.group_by(col(LedgerEntry.invoice_id))
+            .order_by(col(LedgerEntry.invoice_id))
+            .limit(INVOICES_PAGE)
+        )
+        invoice_ids = list((await session.execute(ids_stmt)).scalars().all())
+        if not invoice_ids:
+            break
+        last_invoice = invoice_ids[-1]
+        entries = base.where(col(LedgerEntry.invoice_id).in_(invoice_ids)).order_by(
+            col(LedgerEntry.invoice_id), col(LedgerEntry.created_at), col(LedgerEntry.id)
+        )
+        yield _csv_rows(list((await session.execute(entries)).all()))
+    if invoice_id is not None:
+        return
+    # Then what belongs to no invoice (credit on account), along the primary key.
+    last_entry: uuid.UUID | None = None
+    while True:
+        stmt = base.where(col(LedgerEntry.invoice_id).is_(None))
+        if last_entry is not None:
+            stmt = stmt.where(col(LedgerEntry.id) > last_entry)
+        rows = list((await session.execute(stmt.order_by(col(LedgerEntry.id)).limit(PAGE))).all())
+        if not rows:
+            break
+        last_entry = rows[-1].id
+        yield _csv_rows(rows)
 
 
 def _after(key: Sequence[Any], values: Sequence[Any]) -> Any:
