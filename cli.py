@@ -349,6 +349,50 @@ def _dunning_load_policy(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, run)
 
 
+def cmd_bank(settings: Settings, args: argparse.Namespace) -> int:
+    """`duebot bank import FILE`: CAMT.053 or MT940; matched lines are posted, the rest listed."""
+    from core.payments.bank import service as bank
+    from core.ports import SystemClock
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: {path} is not a file", file=sys.stderr)
+        return 2
+    data = path.read_bytes()
+
+    async def run(db: Database) -> int:
+        try:
+            async with db.session_scope() as session:
+                result = await bank.import_statement(
+                    session, data, actor=CLI, today=SystemClock().today(), filename=path.name
+                )
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        st = result.statement
+        if not result.created:
+            print(f"already imported as statement {st.id} ({st.statement_ref}); nothing changed")
+            return 0
+        counts = {
+            s: sum(1 for line in result.lines if line.status == s)
+            for s in ("matched", "unmatched", "ignored")
+        }
+        print(
+            f"imported {st.format} statement {st.statement_ref} ({st.account_iban}) as {st.id}: "
+            f"{counts['matched']} matched, {counts['unmatched']} to be processed, {counts['ignored']} ignored, "
+            f"{len(result.duplicates)} already imported"
+        )
+        for line in result.lines:
+            if line.status == "unmatched":
+                amount = f"{_fmt(line.amount_minor, line.currency)} {line.currency}"
+                print(
+                    f"  to process: line {line.source_line}  {amount}  {line.counterparty_name or '?'}  ({line.reason})"
+                )
+        return 0
+
+    return _with_db(settings, run)
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -409,6 +453,11 @@ def build_parser() -> argparse.ArgumentParser:
     dl = dsub.add_parser("load-policy", help="create or replace dunning policies from a YAML file")
     dl.add_argument("file")
 
+    bk = sub.add_parser("bank", help="bank statements: import CAMT.053 or MT940 files")
+    bksub = bk.add_subparsers(dest="action", required=True)
+    bki = bksub.add_parser("import", help="import a statement; matched payments are posted")
+    bki.add_argument("file")
+
     sub.add_parser("demo", help="seed the demo data (once)")
     sub.add_parser("worker", help="the arq worker (needs REDIS_URL)")
     return p
@@ -423,6 +472,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "batch": cmd_batch,
     "demo": cmd_demo,
     "dunning": cmd_dunning,
+    "bank": cmd_bank,
     "worker": cmd_worker,
 }
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from api import problems
 from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import debtors, dunning, health, invoices, ledger, plans
+from api.routes import bank, debtors, dunning, exports, health, invoices, ledger, plans
 from api.webhooks import slack as slack_webhook
 from core.config import Settings
 from core.db import Database
@@ -66,7 +66,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     v1.include_router(ledger.router)
     v1.include_router(dunning.router)
     v1.include_router(plans.router)
+    v1.include_router(bank.router)
+    v1.include_router(exports.router)
     app.include_router(v1)
+    # Statement uploads are files, not JSON: beside v1, without its JSON-only check.
+    app.include_router(bank.upload_router, prefix="/api/v1", dependencies=[Depends(refuse_nul)])
     app.include_router(health.router)
     app.include_router(slack_webhook.router)
     return app

@@ -10,6 +10,7 @@ from core.events.models import Event, WebhookDelivery
 from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
+from core.payments.bank.models import BankLine, BankStatement, DebtorBankAccount
 from core.payments.models import PaymentReference
 from core.plans.models import InstalmentReminder, PaymentPlan, PlanInstalment, PlanInvoice, PlanPolicy
 from core.staff.models import StaffPost
@@ -19,9 +20,12 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "BankLine",
+    "BankStatement",
     "ContactPoint",
     "CreditNote",
     "Debtor",
+    "DebtorBankAccount",
     "DunningAction",
     "DunningPolicy",
     "DunningStage",

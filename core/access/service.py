@@ -33,6 +33,9 @@ SCOPES: dict[str, str] = {
     "plans:read": "read payment plans and plan policies",
     "plans:write": "propose, accept and withdraw payment plans",
     "plans:approve": "approve or decline payment plans; replace plan policies",
+    "bank:read": "list imported bank lines and the payments still to be processed",
+    "bank:write": "import bank statements and assign their lines by hand",
+    "exports:read": "export payments (MT940) and ledger mutations (CSV)",
 }
 ALL = "*"
 KEY_PREFIX = "dbk"
