@@ -10,7 +10,7 @@ from core.events.models import Event, WebhookDelivery
 from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
-from core.payments.models import PaymentReference
+from core.payments.models import PaymentReference, PspEvent, PspPayment, PspPaymentInvoice, RefundRequest
 
 metadata = SQLModel.metadata
 
@@ -34,6 +34,10 @@ __all__ = [
     "Payment",
     "PaymentReference",
     "Promise",
+    "PspEvent",
+    "PspPayment",
+    "PspPaymentInvoice",
+    "RefundRequest",
     "WebhookDelivery",
     "metadata",
 ]
