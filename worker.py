@@ -6,13 +6,14 @@ job more than once, so each one is safe to repeat.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import structlog
-from arq import cron
+from arq import Retry, cron
 from arq.connections import RedisSettings
 from redis.exceptions import RedisError
 
@@ -27,7 +28,9 @@ from core.events import service as events
 from core.logging import configure as configure_logging
 from core.messaging.delivery import deliver
 from core.messaging.ratelimit import RateLimiter
-from core.ports import MessageSender, SystemClock
+from core.payments import events as psp_events
+from core.payments import providers as payment_providers
+from core.ports import MessageSender, PaymentProviderError, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 log = structlog.get_logger(__name__)
@@ -42,6 +45,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["senders"] = build_senders(settings)
     if "limiter" not in ctx:
         ctx["limiter"] = RateLimiter(settings.redis_url or "memory://")
+    if "payments" not in ctx:
+        ctx["payments"] = payment_providers.from_settings(settings)
 
 
 def build_senders(settings: Settings) -> dict[str, MessageSender]:
@@ -132,18 +137,49 @@ async def deliver_webhooks(ctx: dict[str, Any]) -> dict[str, int]:
     return asdict(await events.deliver(db, ctx["http"], secret=secret, clock=clock))
 
 
+async def process_psp_event(ctx: dict[str, Any], event_id: str) -> str:
+    """Fetch the payment a webhook named and apply it; Mollie down: retry with backoff."""
+    provider = ctx.get("payments")
+    if provider is None:
+        log.warning("psp.no_provider", event_id=event_id)
+        return "no_provider"
+    try:
+        result = await psp_events.process(ctx["db"], provider, uuid.UUID(event_id), ctx["clock"])
+    except PaymentProviderError as exc:
+        tries = int(ctx.get("job_try", 1))
+        log.warning("psp.retry", event_id=event_id, attempt=tries, error=exc.reason)
+        raise Retry(defer=timedelta(seconds=min(600, 5 * 2**tries))) from exc
+    return result.outcome
+
+
+async def pick_up_psp_events(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every minute: process webhook events whose job never ran (Redis down, a worker died)."""
+    provider = ctx.get("payments")
+    if provider is None:
+        return {"found": 0}
+    return await psp_events.pick_up(ctx["db"], provider, ctx["clock"])
+
+
 def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS)
 
 
 class WorkerSettings:
-    functions = [purge_idempotency_keys, sweep_dunning, deliver_messages, deliver_webhooks]
+    functions: list[Any] = [
+        purge_idempotency_keys,
+        sweep_dunning,
+        deliver_messages,
+        deliver_webhooks,
+        process_psp_event,
+        pick_up_psp_events,
+    ]
     cron_jobs = [
         cron(purge_idempotency_keys, minute={17}, unique=True),
         # Stage dates are whole days; sweeping hourly picks up new approvals and lifted holds.
         cron(sweep_dunning, minute={5}, unique=True, run_at_startup=True),
         cron(deliver_messages, unique=True),  # every minute
         cron(deliver_webhooks, unique=True),  # every minute
+        cron(pick_up_psp_events, unique=True),  # every minute
     ]
     on_startup = startup
     on_shutdown = shutdown

@@ -10,9 +10,11 @@ from fastapi import APIRouter, Depends, FastAPI
 from api import problems
 from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import debtors, dunning, health, invoices, ledger
+from api.routes import debtors, dunning, health, invoices, ledger, pay_pages, payments
+from api.webhooks import mollie as mollie_webhook
 from core.config import Settings
 from core.db import Database
+from core.payments import providers
 from core.ports import Clock, SystemClock
 from core.redis import connect as connect_redis
 
@@ -38,7 +40,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         db = Database.from_url(settings.database_url)
         redis = connect_redis(settings)
         clock: Clock = SystemClock()
-        app.state.services = Services(settings=settings, db=db, redis=redis, clock=clock)
+        app.state.services = Services(
+            settings=settings, db=db, redis=redis, clock=clock, payments=providers.from_settings(settings)
+        )
         try:
             yield
         finally:
@@ -64,6 +68,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     v1.include_router(invoices.router)
     v1.include_router(ledger.router)
     v1.include_router(dunning.router)
+    v1.include_router(payments.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(mollie_webhook.router)
+    app.include_router(pay_pages.router)
     return app

@@ -1,0 +1,1 @@
+"""Inbound webhooks: verify, store, answer fast; the worker processes (DESIGN.md principle 4)."""
