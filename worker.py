@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from bots.email.sender import EmailSender
 from bots.sms.sender import SmsSender
 from core.access import service as access
+from core.audit import SYSTEM
 from core.config import Settings
 from core.db import Database
 from core.dunning import distribution
@@ -30,6 +31,9 @@ from core.messaging.delivery import deliver
 from core.messaging.ratelimit import RateLimiter
 from core.payments import events as psp_events
 from core.payments import providers as payment_providers
+from core.payments import refunds
+from core.payments import repository as psp_repo
+from core.payments.reminders import ReminderPayOptions
 from core.ports import MessageSender, PaymentProviderError, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -110,6 +114,7 @@ async def deliver_messages(ctx: dict[str, Any]) -> dict[str, int]:
         clock=ctx["clock"],
         limiter=ctx["limiter"],
         creditor_name=settings.creditor_name or "duebot",
+        pay_options=ReminderPayOptions(db, settings, ctx.get("payments"), ctx["clock"]),
     )
     async with db.session_scope() as session:
         await distribution.mark_issued(session, ctx["clock"].now())
@@ -160,6 +165,24 @@ async def pick_up_psp_events(ctx: dict[str, Any]) -> dict[str, int]:
     return await psp_events.pick_up(ctx["db"], provider, ctx["clock"])
 
 
+async def execute_refunds(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every minute: execute approved refunds that the PSP could not take yet (same key: no twice)."""
+    provider = ctx.get("payments")
+    if provider is None:
+        return {"executed": 0}
+    db: Database = ctx["db"]
+    async with db.sessionmaker() as session:
+        ids = await psp_repo.approved_refunds(session)
+    executed = 0
+    for refund_id in ids:
+        async with db.session_scope() as session:
+            refund = await refunds.execute_refund(
+                session, provider, refund_id, now=ctx["clock"].now(), actor=SYSTEM
+            )
+        executed += int(refund.status == "executed")
+    return {"found": len(ids), "executed": executed}
+
+
 def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS)
 
@@ -172,6 +195,7 @@ class WorkerSettings:
         deliver_webhooks,
         process_psp_event,
         pick_up_psp_events,
+        execute_refunds,
     ]
     cron_jobs = [
         cron(purge_idempotency_keys, minute={17}, unique=True),
@@ -180,6 +204,7 @@ class WorkerSettings:
         cron(deliver_messages, unique=True),  # every minute
         cron(deliver_webhooks, unique=True),  # every minute
         cron(pick_up_psp_events, unique=True),  # every minute
+        cron(execute_refunds, unique=True),  # every minute
     ]
     on_startup = startup
     on_shutdown = shutdown

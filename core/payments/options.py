@@ -75,20 +75,34 @@ async def build(
     now: datetime,
 ) -> PayOptions:
     """Pay options for ``invoices`` (one: per-invoice reference and checkout; several: grouped)."""
-    grouped = len(invoices) != 1
-    if grouped:
-        rf = await reference.for_debtor(session, debtor_id=debtor.id)
+    req = (
+        service.invoice_request(debtor, invoices[0], amount.minor)
+        if len(invoices) == 1
+        else service.debtor_request(debtor, invoices, amount)
+    )
+    return await build_for(session, req, settings=settings, provider=provider, actor=actor, now=now)
+
+
+async def build_for(
+    session: AsyncSession,
+    req: service.CheckoutRequest,
+    *,
+    settings: Settings,
+    provider: PaymentProvider | None,
+    actor: Actor,
+    now: datetime,
+) -> PayOptions:
+    """Pay options for a checkout request: the invoice's RF reference for one invoice, the
+    debtor's otherwise (several invoices, an instalment, a payment request)."""
+    debtor, amount = req.debtor, req.amount
+    if len(req.invoices) == 1:
+        rf = await reference.for_invoice(session, invoice_id=req.invoices[0].id, debtor_id=debtor.id)
     else:
-        rf = await reference.for_invoice(session, invoice_id=invoices[0].id, debtor_id=debtor.id)
-    options = PayOptions(amount=amount, reference=rf, invoices=[i.external_id for i in invoices])
+        rf = await reference.for_debtor(session, debtor_id=debtor.id)
+    options = PayOptions(amount=amount, reference=rf, invoices=[i.external_id for i in req.invoices])
     if provider is None:
         options.checkout_unavailable = "no payment provider configured (MOLLIE_API_KEY)"
     else:
-        req = (
-            service.debtor_request(debtor, invoices, amount)
-            if grouped
-            else service.invoice_request(debtor, invoices[0], amount.minor)
-        )
         try:
             async with session.begin_nested():
                 psp = await service.get_or_create(session, provider, req, actor=actor, now=now)

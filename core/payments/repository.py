@@ -187,6 +187,16 @@ async def reserved_refunds(session: AsyncSession, psp_id: uuid.UUID) -> int:
     return int((await session.execute(stmt)).scalar_one())
 
 
+async def in_flight_refunds(session: AsyncSession, psp_id: uuid.UUID) -> int:
+    """Approved refunds not yet recorded as executed: the PSP may hold them already (an answer
+    that got lost), so a PSP report of refunds does not post them; their execution will."""
+    stmt = select(func.coalesce(func.sum(col(RefundRequest.amount_minor)), 0)).where(
+        col(RefundRequest.psp_payment_id) == psp_id,
+        col(RefundRequest.status) == RefundStatus.approved.value,
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
 async def get_refund(
     session: AsyncSession, refund_id: uuid.UUID, *, for_update: bool = False
 ) -> RefundRequest | None:

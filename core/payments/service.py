@@ -206,10 +206,11 @@ async def apply_state(session: AsyncSession, snap: ProviderPayment, *, today: da
         await _post_payment(session, psp, snap, today)
         done.append("posted")
     if psp.ledger_payment_id is not None:
-        refund = snap.refunded_minor - psp.refunded_minor
+        # Refunds made elsewhere (the Mollie dashboard); our own approved ones post when executed.
+        refund = snap.refunded_minor - psp.refunded_minor - await repo.in_flight_refunds(session, psp.id)
         if refund > 0:
-            await _post_refund(session, psp, refund, today, f"refund at {psp.provider}: {psp.provider_id}")
-            psp.refunded_minor = snap.refunded_minor
+            await post_refund(session, psp, refund, today, f"refund at {psp.provider}: {psp.provider_id}")
+            psp.refunded_minor += refund
             done.append("refunded")
         charged = snap.charged_back_minor - psp.charged_back_minor
         if charged > 0:
@@ -258,7 +259,7 @@ async def _post_payment(session: AsyncSession, psp: PspPayment, snap: ProviderPa
     psp.ledger_payment_id = result.payment.id
 
 
-async def _post_refund(session: AsyncSession, psp: PspPayment, amount: int, today: date, note: str) -> None:
+async def post_refund(session: AsyncSession, psp: PspPayment, amount: int, today: date, note: str) -> None:
     """Money back to the debtor: a refund entry on the account (it uses up credit first)."""
     await debtor_repo.lock(session, psp.debtor_id)
     await ledger.post(

@@ -109,6 +109,7 @@ class FakeMollie:
         self._replays: dict[str, tuple[int, Any]] = {}
         self._failures: list[int] = []
         self._hangs = 0
+        self._lose = 0
         self._hang = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -141,6 +142,10 @@ class FakeMollie:
     def fail_next(self, status: int = 503, count: int = 1) -> None:
         """The next ``count`` requests get ``status`` with a Mollie error body."""
         self._failures.extend([status] * count)
+
+    def lose_next_answer(self, count: int = 1) -> None:
+        """The next ``count`` creates are carried out, but answered 502 (the answer got lost)."""
+        self._lose += count
 
     def hang_next(self, count: int = 1) -> None:
         """The next ``count`` requests are held until the fake stops (a client timeout)."""
@@ -204,6 +209,9 @@ class FakeMollie:
             response = await handler(request)
             if isinstance(response, web.Response) and response.status < 300 and response.text:
                 self._replays[replay_key] = (response.status, json.loads(response.text))
+                if self._lose:
+                    self._lose -= 1
+                    return self._error(502, "Bad Gateway", "the answer got lost on the way")
             return response
         return await handler(request)  # type: ignore[no-any-return]
 
