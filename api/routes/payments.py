@@ -10,7 +10,7 @@ import base64
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,6 +27,7 @@ from core.payments import requests as payment_requests
 from core.payments.models import PspPayment, RefundRequest, RefundStatus
 from core.payments.options import PayOptions
 from core.payments.schemas import PaymentRequestIn, RefundDecisionIn, RefundIn
+from core.validation import Currency
 
 router = APIRouter(tags=["payments"])
 
@@ -72,6 +73,29 @@ async def invoice_pay_options(
         found = await pay_options.for_invoice(
             session,
             external_id,
+            settings=services.settings,
+            provider=services.payments,
+            actor=actor_of(key),
+            now=services.clock.now(),
+        )
+    return pay_options_view(found)
+
+
+@router.get(
+    "/debtors/{external_id}/pay-options",
+    summary="How to pay all of a debtor's open invoices in one currency, together",
+)
+async def debtor_pay_options(
+    external_id: Annotated[str, Path(max_length=128)],
+    services: ServicesDep,
+    key: Annotated[ApiKey, Depends(require("debtors:read"))],
+    currency: Annotated[Currency | None, Query(description="default: that of the oldest due invoice")] = None,
+) -> dict[str, Any]:
+    async with services.db.session_scope() as session:
+        found = await pay_options.for_debtor(
+            session,
+            external_id,
+            currency,
             settings=services.settings,
             provider=services.payments,
             actor=actor_of(key),

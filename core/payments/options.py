@@ -201,3 +201,41 @@ async def for_invoices(
         actor=actor,
         now=now,
     )
+
+
+async def for_debtor(
+    session: AsyncSession,
+    external_id: str,
+    currency: str | None,
+    *,
+    settings: Settings,
+    provider: PaymentProvider | None,
+    actor: Actor,
+    now: datetime,
+) -> PayOptions:
+    """One payment for all of a debtor's open invoices in ``currency`` (default: that of the oldest
+    due one), with the debtor's RF reference (or the invoice's, when only one is open)."""
+    debtor = await debtor_repo.get_by_external_id(session, external_id)
+    if debtor is None:
+        raise NotFound(f"unknown debtor {external_id!r}", "unknown_debtor")
+    if currency is None:
+        sums = [r for r in await ledger_repo.invoice_sums(session, debtor.id) if int(r.open_minor or 0) > 0]
+        payable = [r for r in sums if r.status in PAYABLE_STATUSES]
+        if not payable:
+            raise Conflict(f"debtor {external_id!r} has nothing to pay", "nothing_to_pay")
+        currency = min(payable, key=lambda r: (r.due_date, r.number)).currency
+    assert currency is not None
+    rows = await ledger_repo.payable_invoices(session, debtor.id, currency)
+    if not rows:
+        raise Conflict(f"debtor {external_id!r} has nothing to pay in {currency}", "nothing_to_pay")
+    found = await for_invoices(
+        session,
+        debtor.id,
+        [r.id for r in rows],
+        settings=settings,
+        provider=provider,
+        actor=actor,
+        now=now,
+    )
+    assert found is not None
+    return found

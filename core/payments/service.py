@@ -49,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 PSP_ACTOR = Actor("psp", "mollie")
 REUSE_MARGIN = timedelta(minutes=5)
+METADATA_INVOICES = 10
 RANK = {"open": 0, "pending": 1, "authorized": 2, "canceled": 3, "expired": 3, "failed": 3, "paid": 4}
 
 
@@ -88,7 +89,9 @@ async def get_or_create(
     metadata = {
         "debtor": req.debtor.external_id,
         "purpose": req.purpose.value,
-        "invoices": [i.external_id for i in req.invoices],
+        # Mollie keeps at most 1 KB of metadata; the covered invoices are in psp_payment_invoices.
+        "invoices": [i.external_id for i in req.invoices[:METADATA_INVOICES]],
+        "invoice_count": len(req.invoices),
         **(req.metadata or {}),
     }
     snap = await provider.create_payment(

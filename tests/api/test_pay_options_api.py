@@ -129,3 +129,22 @@ async def test_unknown_and_paid_invoices_are_refused(
     )
     assert r.status_code == 201, r.text
     assert_problem(await with_mollie.get(f"{API}/invoices/{inv}/pay-options", headers=auth), 409)
+
+
+async def test_a_debtor_can_pay_all_open_invoices_together(
+    with_mollie: httpx.AsyncClient, db: Database, auth: dict[str, str], mollie: FakeMollie
+) -> None:
+    d = await factories.debtor(db)
+    first = await factories.invoice(db, d, amount_minor=10_000)
+    await factories.invoice(db, d, amount_minor=2_550)
+    await factories.invoice(db, d, amount_minor=999, currency="USD")
+    body = (await with_mollie.get(f"{API}/debtors/{d}/pay-options", headers=auth)).json()
+    assert body["amount"] == {"amount": "125.50", "currency": "EUR"} and len(body["invoices"]) == 2
+    one = (await with_mollie.get(f"{API}/invoices/{first}/pay-options", headers=auth)).json()
+    assert iso11649.is_valid(body["reference"]) and body["reference"] != one["reference"]
+    assert mollie.creates[0].json["metadata"]["invoice_count"] == 2
+    usd = (await with_mollie.get(f"{API}/debtors/{d}/pay-options?currency=USD", headers=auth)).json()
+    assert usd["amount"] == {"amount": "9.99", "currency": "USD"} and usd["epc"] is None
+    assert_problem(await with_mollie.get(f"{API}/debtors/{d}/pay-options?currency=GBP", headers=auth), 409)
+    assert_problem(await with_mollie.get(f"{API}/debtors/{d}/pay-options?currency=XYZ", headers=auth), 422)
+    assert_problem(await with_mollie.get(f"{API}/debtors/nobody/pay-options", headers=auth), 404)
