@@ -75,10 +75,11 @@ async def build(
     now: datetime,
 ) -> PayOptions:
     """Pay options for ``invoices`` (one: per-invoice reference and checkout; several: grouped)."""
+    creditor = settings.creditor_name or "duebot"
     req = (
-        service.invoice_request(debtor, invoices[0], amount.minor)
+        service.invoice_request(debtor, invoices[0], amount.minor, creditor_name=creditor)
         if len(invoices) == 1
-        else service.debtor_request(debtor, invoices, amount)
+        else service.debtor_request(debtor, invoices, amount, creditor_name=creditor)
     )
     return await build_for(session, req, settings=settings, provider=provider, actor=actor, now=now)
 

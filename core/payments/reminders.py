@@ -79,7 +79,7 @@ class ReminderPayOptions:
             purpose=PaymentPurpose.request,
             scope=str(payload["scope"]),
             amount=amount,
-            description=reason or "Payment request",
+            description=reason,
             metadata={"request": str(payload["scope"])},
         )
         async with self.db.session_scope() as session:

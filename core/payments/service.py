@@ -43,6 +43,7 @@ from core.ledger.schemas import PaymentIn
 from core.money import Money
 from core.payments import repository as repo
 from core.payments.models import FINAL_STATUSES, PaymentPurpose, PspPayment
+from core.payments.texts import checkout_description
 from core.ports import PaymentProvider, ProviderPayment
 
 log = structlog.get_logger(__name__)
@@ -140,25 +141,28 @@ async def get_or_create(
     return psp
 
 
-def invoice_request(debtor: Debtor, invoice: Invoice, open_minor: int) -> CheckoutRequest:
+def invoice_request(
+    debtor: Debtor, invoice: Invoice, open_minor: int, *, creditor_name: str = "duebot"
+) -> CheckoutRequest:
     return CheckoutRequest(
         debtor=debtor,
         purpose=PaymentPurpose.invoice,
         scope=f"invoice:{invoice.id}",
         amount=Money(open_minor, invoice.currency),
-        description=f"Invoice {invoice.number}",
+        description=checkout_description(debtor.locale, [invoice.number], creditor_name),
         invoices=(invoice,),
     )
 
 
-def debtor_request(debtor: Debtor, invoices: Sequence[Invoice], amount: Money) -> CheckoutRequest:
-    numbers = ", ".join(i.number for i in invoices[:5]) + (" …" if len(invoices) > 5 else "")
+def debtor_request(
+    debtor: Debtor, invoices: Sequence[Invoice], amount: Money, *, creditor_name: str = "duebot"
+) -> CheckoutRequest:
     return CheckoutRequest(
         debtor=debtor,
         purpose=PaymentPurpose.debtor,
         scope=f"debtor:{debtor.id}:{amount.currency}",
         amount=amount,
-        description=f"Invoices {numbers}",
+        description=checkout_description(debtor.locale, [i.number for i in invoices], creditor_name),
         invoices=tuple(invoices),
     )
 

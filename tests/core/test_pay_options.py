@@ -91,3 +91,15 @@ def test_what_cannot_go_into_an_epc_code_is_refused_with_the_reason(
     with pytest.raises(qr.EpcUnavailable) as err:
         qr.epc_payload(**args)  # type: ignore[arg-type]
     assert reason in err.value.reason
+
+
+def test_the_checkout_description_speaks_the_debtors_language() -> None:
+    from core.payments.texts import checkout_description
+
+    assert checkout_description("en", ["2026-001"], "Acme B.V.") == "Invoice 2026-001 - Acme B.V."
+    many = [f"2026-{i:03d}" for i in range(1, 9)]
+    assert checkout_description("nl_BE", many, "Acme") == (
+        "Facturen 2026-001, 2026-002, 2026-003, 2026-004, 2026-005 en nog 3 - Acme"
+    )
+    assert checkout_description("fr", ["X"], "Acme") == "Invoice X - Acme"  # English otherwise
+    assert len(checkout_description("en", ["N" * 60] * 5, "A" * 200)) == 255
