@@ -214,7 +214,9 @@ async def apply_state(session: AsyncSession, snap: ProviderPayment, *, today: da
         done.append("posted")
     if psp.ledger_payment_id is not None:
         # Refunds made elsewhere (the Mollie dashboard); our own approved ones post when executed.
-        refund = snap.refunded_minor - psp.refunded_minor - await repo.in_flight_refunds(session, psp.id)
+        refund = snap.refunded_minor - psp.refunded_minor
+        if refund > 0:
+            refund -= await repo.in_flight_refunds(session, psp.id)
         if refund > 0:
             await post_refund(session, psp, refund, today, f"refund at {psp.provider}: {psp.provider_id}")
             psp.refunded_minor += refund
