@@ -54,7 +54,6 @@ async def rows(db: Database, model: Any, *where: Any) -> int:
 
 async def test_five_concurrent_deliveries_of_one_webhook_post_one_payment_through_the_worker(
     committed: Database,
-    redis: Redis,
     provider: MollieProvider,
     mollie: FakeMollie,
     clock: FixedClock,
@@ -67,7 +66,8 @@ async def test_five_concurrent_deliveries_of_one_webhook_post_one_payment_throug
     psp = await checkout_for(db, provider, inv, clock)
     mollie.set_status(psp.provider_id, "paid")
 
-    async with app_client(Services(settings, db, redis, clock, payments=provider)) as psp_client:
+    # the webhook enqueues on the worker's own pool (one server also when it is fakeredis)
+    async with app_client(Services(settings, db, arq_pool, clock, payments=provider)) as psp_client:
         answers = await asyncio.gather(
             *(psp_client.post("/webhooks/mollie", data={"id": psp.provider_id}) for _ in range(5))
         )
