@@ -6,6 +6,8 @@ images for one outbox message:
 - a reminder about invoices: the checkout link (``pay_url``) of a PSP payment for those invoices
   (reused while open), and the RF reference (``payment_reference``: the invoice's own, or the
   debtor's for several); e-mail attaches the checkout QR and the EPC SEPA QR;
+- a payment plan's instalment reminder (``job.extra`` names the instalment and its ``total``): a
+  checkout for the instalment's amount, and the debtor's RF reference;
 - a personal payment request (``kind = "payment_request"``): its amount, reason and checkout, and
   the debtor's RF reference.
 
@@ -28,6 +30,7 @@ from core.payments import options
 from core.payments.models import PaymentPurpose
 from core.payments.options import PayOptions
 from core.payments.service import CheckoutRequest
+from core.payments.texts import checkout_description
 from core.ports import Clock, PaymentProvider
 
 log = structlog.get_logger(__name__)
@@ -53,6 +56,9 @@ class ReminderPayOptions:
         try:
             if job.message.kind == "payment_request":
                 return await self._request(job)
+            extra: dict[str, Any] = getattr(job, "extra", None) or {}
+            if extra.get("instalment") and isinstance(extra.get("total"), Money):
+                return await self._instalment(job, extra)
             if not job.invoices:
                 return {}, []
             async with self.db.session_scope() as session:
@@ -69,6 +75,36 @@ class ReminderPayOptions:
         except Exception:  # pay options are a help, never the reason a reminder fails
             log.exception("pay_options.failed", message_id=str(job.message.id))
             return {}, []
+
+    async def _instalment(self, job: Job, extra: dict[str, Any]) -> Extras:
+        """A payment plan's instalment reminder: a checkout for the instalment's amount (not the
+        invoices' whole open amount), with the debtor's RF reference."""
+        amount: Money = extra["total"]
+        instalment = extra["instalment"]
+        number = (
+            instalment.get("number") if isinstance(instalment, dict) else getattr(instalment, "number", "")
+        )
+        plan = job.message.payload.get("plan_id") or job.message.id
+        req = CheckoutRequest(
+            debtor=job.debtor,
+            purpose=PaymentPurpose.instalment,
+            scope=f"instalment:{plan}:{number}",
+            amount=amount,
+            description=checkout_description(
+                job.debtor.locale, [i.number for i in job.invoices], self.settings.creditor_name or "duebot"
+            ),
+            metadata={"plan": str(plan), "instalment": str(number)},
+        )
+        async with self.db.session_scope() as session:
+            found = await options.build_for(
+                session,
+                req,
+                settings=self.settings,
+                provider=self.provider,
+                actor=SYSTEM,
+                now=self.clock.now(),
+            )
+        return extras_of(found)
 
     async def _request(self, job: Job) -> Extras:
         payload = job.message.payload

@@ -4,6 +4,7 @@ the real EmailSender and SmsSender to the local fakes, with the checkout made at
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from typing import Any
@@ -17,8 +18,10 @@ from core.config import Settings
 from core.db import Database
 from core.debtors import repository as debtor_repo
 from core.dunning.sweep import sweep
+from core.invoices import repository as invoice_repo
 from core.messaging.delivery import DeliveryStats, deliver
 from core.messaging.models import Message
+from core.messaging.repository import DueInvoice, Job
 from core.money import Money
 from core.payments import requests as payment_requests
 from core.payments.providers.mollie import MollieProvider
@@ -212,3 +215,46 @@ async def test_a_payment_request_reaches_the_debtor_with_its_reason_link_and_qr_
     assert await webhook(db, provider, made.options.psp_payment_id or "", clock) == "status:paid,posted"
     eur, _ = await balance(db, d)
     assert eur.credit == 4_250
+
+
+async def test_an_instalment_reminder_links_a_checkout_for_the_instalment_only(
+    db: Database, clock: FixedClock, pay_settings: Settings, provider: MollieProvider, mollie: FakeMollie
+) -> None:
+    """Payment plans remind of one instalment: its amount is what the link and the SEPA code ask."""
+    d = await factories.debtor(db)
+    inv = await factories.invoice(db, d, amount_minor=10_000)
+    async with db.sessionmaker() as s:
+        debtor = await debtor_repo.get_by_external_id(s, d)
+        invoice = await invoice_repo.get_by_external_id(s, inv)
+    assert debtor is not None and invoice is not None
+    message = Message(
+        debtor_id=debtor.id,
+        kind="instalment_reminder",
+        template="instalment_reminder",
+        tone="neutral",
+        channels=["email"],
+        payload={"plan_id": "plan-1"},
+    )
+    due = DueInvoice(
+        id=invoice.id,
+        number=invoice.number,
+        due_date=invoice.due_date,
+        currency="EUR",
+        open_minor=10_000,
+        stage_key="payment_plan",
+        policy_id=uuid.uuid4(),
+        fee_minor=None,
+        fee_currency=None,
+        charge_interest=False,
+    )
+    job = Job(message, debtor, [], [due], [])
+    job.extra = {"total": Money(2_500, "EUR"), "instalment": {"number": 2, "count": 4}}  # type: ignore[attr-defined]
+    hook = ReminderPayOptions(db, pay_settings, provider, clock)
+    context, found = await hook(job)
+    [created] = mollie.creates
+    assert created.json["amount"] == {"currency": "EUR", "value": "25.00"}
+    assert created.json["metadata"]["instalment"] == "2"
+    assert context["pay_url"].startswith("https://www.mollie.com/checkout/")
+    assert decode(dict((n, b) for n, b, _ in found)["sepa-transfer-qr.png"]).split("\n")[7] == "EUR25.00"
+    again, _ = await hook(job)
+    assert again["pay_url"] == context["pay_url"] and len(mollie.creates) == 1
