@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import structlog
-from arq import cron
+from arq import Retry, cron
 from arq.connections import RedisSettings
 from redis.exceptions import RedisError
 
@@ -22,6 +22,7 @@ from bots.slack import notify as slack_notify
 from bots.slack.deps import build_client as build_slack_client
 from bots.sms.sender import SmsSender
 from core.access import service as access
+from core.audit import SYSTEM
 from core.config import Settings
 from core.db import Database
 from core.dunning import distribution
@@ -30,8 +31,13 @@ from core.events import service as events
 from core.logging import configure as configure_logging
 from core.messaging.delivery import deliver
 from core.messaging.ratelimit import RateLimiter
+from core.payments import events as psp_events
+from core.payments import providers as payment_providers
+from core.payments import refunds
+from core.payments import repository as psp_repo
+from core.payments.reminders import ReminderPayOptions
 from core.plans.sweep import PlanSweepResult, sweep_instalments
-from core.ports import MessageSender, SystemClock
+from core.ports import MessageSender, PaymentProviderError, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 log = structlog.get_logger(__name__)
@@ -48,6 +54,8 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["limiter"] = RateLimiter(settings.redis_url or "memory://")
     if "slack" not in ctx and settings.slack_bot_token is not None:
         ctx["slack"] = build_slack_client(settings)
+    if "payments" not in ctx:
+        ctx["payments"] = payment_providers.from_settings(settings)
 
 
 def build_senders(settings: Settings) -> dict[str, MessageSender]:
@@ -137,6 +145,7 @@ async def deliver_messages(ctx: dict[str, Any]) -> dict[str, int]:
         clock=ctx["clock"],
         limiter=ctx["limiter"],
         creditor_name=settings.creditor_name or "duebot",
+        pay_options=ReminderPayOptions(db, settings, ctx.get("payments"), ctx["clock"]),
     )
     async with db.session_scope() as session:
         await distribution.mark_issued(session, ctx["clock"].now())
@@ -206,6 +215,47 @@ async def send_daily_digest(ctx: dict[str, Any]) -> bool:
     return await slack_notify.post_digest(client, ctx["db"], channel, clock.today(), clock.now()) is not None
 
 
+async def process_psp_event(ctx: dict[str, Any], event_id: str) -> str:
+    """Fetch the payment a webhook named and apply it; Mollie down: retry with backoff."""
+    provider = ctx.get("payments")
+    if provider is None:
+        log.warning("psp.no_provider", event_id=event_id)
+        return "no_provider"
+    try:
+        result = await psp_events.process(ctx["db"], provider, uuid.UUID(event_id), ctx["clock"])
+    except PaymentProviderError as exc:
+        tries = int(ctx.get("job_try", 1))
+        log.warning("psp.retry", event_id=event_id, attempt=tries, error=exc.reason)
+        raise Retry(defer=timedelta(seconds=min(600, 5 * 2**tries))) from exc
+    return result.outcome
+
+
+async def pick_up_psp_events(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every minute: process webhook events whose job never ran (Redis down, a worker died)."""
+    provider = ctx.get("payments")
+    if provider is None:
+        return {"found": 0}
+    return await psp_events.pick_up(ctx["db"], provider, ctx["clock"])
+
+
+async def execute_refunds(ctx: dict[str, Any]) -> dict[str, int]:
+    """Every minute: execute approved refunds that the PSP could not take yet (same key: no twice)."""
+    provider = ctx.get("payments")
+    if provider is None:
+        return {"executed": 0}
+    db: Database = ctx["db"]
+    async with db.sessionmaker() as session:
+        ids = await psp_repo.approved_refunds(session)
+    executed = 0
+    for refund_id in ids:
+        async with db.session_scope() as session:
+            refund = await refunds.execute_refund(
+                session, provider, refund_id, now=ctx["clock"].now(), actor=SYSTEM
+            )
+        executed += int(refund.status == "executed")
+    return {"found": len(ids), "executed": executed}
+
+
 def redis_settings(settings: Settings) -> RedisSettings:
     return RedisSettings.from_dsn(settings.redis_url or DEFAULT_REDIS)
 
@@ -220,6 +270,9 @@ class WorkerSettings:
         post_batch_for_approval,
         post_staff_notifications,
         send_daily_digest,
+        process_psp_event,
+        pick_up_psp_events,
+        execute_refunds,
     ]
     cron_jobs = [
         cron(purge_idempotency_keys, minute={17}, unique=True),
@@ -230,6 +283,8 @@ class WorkerSettings:
         cron(sweep_plans, minute={35}, unique=True),  # between the dunning sweeps, which also run it
         cron(post_staff_notifications, unique=True),  # every minute
         cron(send_daily_digest, hour={7}, minute={30}, unique=True),
+        cron(pick_up_psp_events, unique=True),  # every minute
+        cron(execute_refunds, unique=True),  # every minute
     ]
     on_startup = startup
     on_shutdown = shutdown

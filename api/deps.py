@@ -16,7 +16,7 @@ from core.audit import Actor
 from core.config import Settings
 from core.db import Database
 from core.errors import DomainError, FieldError, Forbidden, InvalidInput, Unauthorized
-from core.ports import Clock
+from core.ports import Clock, PaymentProvider
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Services:
     db: Database
     redis: Redis
     clock: Clock
+    payments: PaymentProvider | None = None  # Mollie when MOLLIE_API_KEY is set
 
 
 def get_services(request: Request) -> Services:

@@ -10,10 +10,12 @@ from fastapi import APIRouter, Depends, FastAPI
 from api import problems
 from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import bank, debtors, dunning, exports, health, invoices, ledger, plans
+from api.routes import bank, debtors, dunning, exports, health, invoices, ledger, pay_pages, payments, plans
+from api.webhooks import mollie as mollie_webhook
 from api.webhooks import slack as slack_webhook
 from core.config import Settings
 from core.db import Database
+from core.payments import providers
 from core.ports import Clock, SystemClock
 from core.redis import connect as connect_redis
 
@@ -39,7 +41,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         db = Database.from_url(settings.database_url)
         redis = connect_redis(settings)
         clock: Clock = SystemClock()
-        app.state.services = Services(settings=settings, db=db, redis=redis, clock=clock)
+        app.state.services = Services(
+            settings=settings, db=db, redis=redis, clock=clock, payments=providers.from_settings(settings)
+        )
         try:
             yield
         finally:
@@ -68,9 +72,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     v1.include_router(plans.router)
     v1.include_router(bank.router)
     v1.include_router(exports.router)
+    v1.include_router(payments.router)
     app.include_router(v1)
     # Statement uploads are files, not JSON: beside v1, without its JSON-only check.
     app.include_router(bank.upload_router, prefix="/api/v1", dependencies=[Depends(refuse_nul)])
     app.include_router(health.router)
     app.include_router(slack_webhook.router)
+    app.include_router(mollie_webhook.router)
+    app.include_router(pay_pages.router)
     return app

@@ -62,6 +62,19 @@ class Settings(BaseSettings):
     creditor_iban: str | None = None
     creditor_bic: str | None = None
 
+    # Refund policy (README "Payments"): per calendar month (UTC), amounts as decimal strings in the
+    # refund's currency. Counts and totals include refunds requested, approved and executed.
+    refund_max_count_per_month: int = Field(default=50, ge=0, alias="DUEBOT_REFUND_MAX_COUNT_PER_MONTH")
+    refund_max_total_per_month: str = Field(default="10000.00", alias="DUEBOT_REFUND_MAX_TOTAL_PER_MONTH")
+    refund_staff_max_count_per_month: int = Field(
+        default=10, ge=0, alias="DUEBOT_REFUND_STAFF_MAX_COUNT_PER_MONTH"
+    )
+    refund_staff_max_total_per_month: str = Field(
+        default="2000.00", alias="DUEBOT_REFUND_STAFF_MAX_TOTAL_PER_MONTH"
+    )
+    # A refund above this amount waits for a second approver (someone other than the requester).
+    refund_second_approval_above: str = Field(default="250.00", alias="DUEBOT_REFUND_SECOND_APPROVAL_ABOVE")
+
     # Limits of the invoice intake (documented in the README).
     batch_max_invoices: int = Field(default=10_000, alias="DUEBOT_BATCH_MAX_INVOICES")
     csv_max_rows: int = Field(default=1_000_000, alias="DUEBOT_CSV_MAX_ROWS")

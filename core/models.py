@@ -11,7 +11,7 @@ from core.invoices.models import Invoice, InvoiceBatch, InvoiceDocument
 from core.ledger.models import CreditNote, LedgerEntry, Payment
 from core.messaging.models import Message
 from core.payments.bank.models import BankLine, BankStatement, DebtorBankAccount
-from core.payments.models import PaymentReference
+from core.payments.models import PaymentReference, PspEvent, PspPayment, PspPaymentInvoice, RefundRequest
 from core.plans.models import InstalmentReminder, PaymentPlan, PlanInstalment, PlanInvoice, PlanPolicy
 from core.staff.models import StaffPost
 
@@ -45,6 +45,10 @@ __all__ = [
     "PlanInvoice",
     "PlanPolicy",
     "Promise",
+    "PspEvent",
+    "PspPayment",
+    "PspPaymentInvoice",
+    "RefundRequest",
     "StaffPost",
     "WebhookDelivery",
     "metadata",

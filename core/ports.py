@@ -82,14 +82,71 @@ class MessageSender(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ProviderPayment:
+    """What a PSP says about one payment (fetched, never taken from a webhook body)."""
+
+    id: str
+    status: str  # open, pending, authorized, canceled, expired, failed, paid
+    amount_minor: int
+    currency: str
+    checkout_url: str | None = None
+    expires_at: datetime | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    refunded_minor: int = 0
+    charged_back_minor: int = 0
+
+
+@dataclass(frozen=True)
+class ProviderRefund:
+    id: str
+    status: str
+    amount_minor: int
+    currency: str
+
+
+class PaymentProviderError(Exception):
+    """The PSP refused or failed. ``retryable``: a 5xx, a timeout or a connection error."""
+
+    def __init__(self, reason: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.status = status
+
+
+class PaymentNotFound(PaymentProviderError):
+    """The PSP does not know this id."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, retryable=False, status=404)
+
+
 class PaymentProvider(Protocol):
-    """A PSP such as Mollie."""
+    """A PSP such as Mollie. Errors: PaymentNotFound, PaymentProviderError."""
+
+    name: str
 
     async def create_payment(
-        self, *, amount_minor: int, currency: str, description: str, metadata: dict[str, Any], key: str
-    ) -> dict[str, Any]: ...
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        metadata: dict[str, Any],
+        key: str,
+        locale: str | None = None,
+    ) -> ProviderPayment:
+        """Create a payment; ``key`` is our stable idempotency key (the same key, the same payment)."""
+        ...
 
-    async def get_payment(self, provider_id: str) -> dict[str, Any]: ...
+    async def get_payment(self, provider_id: str) -> ProviderPayment: ...
+
+    async def create_refund(
+        self, provider_id: str, *, amount_minor: int, currency: str, description: str, key: str
+    ) -> ProviderRefund:
+        """Refund (part of) a paid payment, idempotently under ``key``."""
+        ...
 
 
 class JobQueue(Protocol):

@@ -24,6 +24,11 @@ Context (what the dunning sweep and invoice delivery pass):
 ``interest_rate: str | None``
     Optional, default None. The annual statutory interest rate in percent as a decimal string ("8", "12.15";
     a trailing "%" is allowed), shown per locale ("12.15%", "12,15%") by final_notice.
+``payment_reference: str | None``
+    Optional, default None. The RF creditor reference of the pay options ("RF18 5390 0754 7034"); with it
+    the texts ask a bank transfer to quote it (instead of the invoice numbers, when there is no pay_url).
+``reason: str | None``
+    Optional, default None. Why a payment_request asks for the money (staff's words).
 ``deadline: date | None``
     Optional, default None. The date the reminder asks payment by; without it the texts say "as soon as
     possible" (or "immediately" in the firm tone).
@@ -76,6 +81,10 @@ TEMPLATE_NAMES: tuple[str, ...] = (
 )
 # Payment-plan messages (core/plans/messages.py documents the context they add); not dunning stages.
 PLAN_TEMPLATE_NAMES: tuple[str, ...] = ("instalment_reminder", "plan_confirmed")
+# A personal payment request (staff or API): an amount, a reason, maybe invoices; not a dunning stage.
+REQUEST_TEMPLATE_NAMES: tuple[str, ...] = ("payment_request",)
+# Templates that may be rendered about no invoice at all (``invoices`` empty).
+WITHOUT_INVOICES: frozenset[str] = frozenset({"payment_request"})
 TONES: tuple[str, ...] = ("friendly", "neutral", "firm")
 CHANNELS: tuple[str, ...] = ("email", "sms", "telegram", "whatsapp")
 LOCALES: tuple[str, ...] = ("en", "nl")
@@ -83,7 +92,14 @@ LOCALES: tuple[str, ...] = ("en", "nl")
 # Every message needs these, whether or not a given channel and tone print them.
 _REQUIRED: tuple[str, ...] = ("debtor_name", "creditor_name", "invoices", "total")
 # Optional context variables; anything else a template uses must be passed (StrictUndefined).
-_OPTIONAL: dict[str, object] = {"pay_url": None, "fee": None, "interest_rate": None, "deadline": None}
+_OPTIONAL: dict[str, object] = {
+    "pay_url": None,
+    "fee": None,
+    "interest_rate": None,
+    "deadline": None,
+    "payment_reference": None,
+    "reason": None,
+}
 
 
 @dataclass
@@ -213,7 +229,7 @@ def _one_line(text: str) -> str:
 
 def render(name: str, locale: str, channel: str, tone: str, **ctx: Any) -> Rendered:
     """Render debtor message ``name`` for a locale ("nl", "nl_BE", "en-GB"), channel and tone."""
-    _check("template", name, TEMPLATE_NAMES + PLAN_TEMPLATE_NAMES)
+    _check("template", name, TEMPLATE_NAMES + PLAN_TEMPLATE_NAMES + REQUEST_TEMPLATE_NAMES)
     _check("channel", channel, CHANNELS)
     _check("tone", tone, TONES)
     language, fmt_locale = _resolve_locale(locale)
@@ -233,7 +249,7 @@ def render(name: str, locale: str, channel: str, tone: str, **ctx: Any) -> Rende
     if isinstance(invoices, str | bytes | Mapping) or not hasattr(invoices, "__iter__"):
         raise TemplateRenderError(f"template {where} failed: invoices must be a list of invoices")
     invoices = list(invoices)  # the templates walk it more than once
-    if not invoices:
+    if not invoices and name not in WITHOUT_INVOICES:
         raise TemplateRenderError(f"template {where} failed: invoices is empty; a message names at least one")
     pay_url = ctx.get("pay_url")
     if pay_url is not None and not (isinstance(pay_url, str) and pay_url.startswith(("https://", "http://"))):

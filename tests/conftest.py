@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from api.deps import Services
@@ -156,3 +157,26 @@ async def committed(settings: Settings) -> AsyncIterator[Database]:
                 for table in reversed(tables):
                     await s.execute(table.delete())
         await db.dispose()
+
+
+@pytest.fixture
+async def mollie(clock: FixedClock) -> AsyncIterator[object]:
+    """A local fake Mollie API (tests/fakes/mollie.py) on the test's clock."""
+    from tests.fakes.mollie import mollie_server
+
+    async with mollie_server() as fake:
+        fake.now = clock.now
+        yield fake
+
+
+@pytest.fixture
+def provider(mollie: object, settings: Settings) -> object:
+    """The real MollieProvider (mollie-api-python) talking to the fake over loopback."""
+    from core.payments.providers.mollie import MollieProvider
+    from tests.fakes.mollie import FakeMollie
+
+    assert isinstance(mollie, FakeMollie)
+    configured = settings.model_copy(
+        update={"mollie_api_key": SecretStr("test_duebot"), "mollie_api_base": mollie.url}
+    )
+    return MollieProvider.from_settings(configured, timeout=(1, 1))

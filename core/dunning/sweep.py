@@ -61,10 +61,22 @@ from core.events.service import emit_stage_events
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message, MessageStatus
+from core.payments.models import PENDING_STATUSES, PspPayment, PspPaymentInvoice
 from core.plans.models import PlanInvoice
 from core.sqlfuncs import add_days, days_between, new_uuid
 
 ACTIVE_STATUSES = (InvoiceStatus.approved.value, InvoiceStatus.open.value)
+
+
+def psp_pending(invoice_id: Any) -> Any:
+    """EXISTS a PSP payment covering the invoice that the debtor started and the PSP has not
+    settled yet (pending, authorized): no reminder while the money is on its way."""
+    link, psp = PspPaymentInvoice, PspPayment
+    return exists().where(
+        col(link.invoice_id) == invoice_id,
+        col(psp.id) == col(link.psp_payment_id),
+        col(psp.status).in_(PENDING_STATUSES),
+    )
 
 
 def due_query(today: date) -> Any:
@@ -83,6 +95,7 @@ def due_query(today: date) -> Any:
         or_(not_(col(d.dunning_paused)), and_(col(d.paused_until).is_not(None), col(d.paused_until) < today)),
         or_(col(s.promise_date).is_(None), add_days(s.promise_date, pol.promise_grace_days) < today),
         ~exists().where(col(PlanInvoice.invoice_id) == col(s.invoice_id), col(PlanInvoice.active)),
+        not_(psp_pending(col(s.invoice_id))),
     )
     return (
         select(

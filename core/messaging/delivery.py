@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -61,6 +61,12 @@ DEAD_STATUSES = ("bounced", "blocked")  # a contact point in one of these is not
 BLOCKED_CODES = frozenset({"blocked", "forbidden", "403", "opted_out", "unsubscribed"})
 BOUNCED_CODES = frozenset({"bounced", "550", "551", "553", "invalid_address"})
 NOTHING_LEFT = "nothing left to remind: every invoice of this message was paid or closed meanwhile"
+# Messages about no invoice (a personal payment request): the pay-options hook gives their context.
+STANDALONE_KINDS = frozenset({"payment_request"})
+ATTACHING_CHANNELS = frozenset({"email"})  # channels whose senders carry the pay options' QR images
+# Extra template context and attachments (filename, bytes, content type) for a message: the pay
+# options (core/payments/reminders.py). None: reminders go out without them.
+PayOptionsHook = Callable[["repo.Job"], Awaitable[tuple[dict[str, Any], list[tuple[str, bytes, str]]]]]
 WEEK = timedelta(days=7)
 LIMITER_DOWN_WAIT = timedelta(seconds=5)
 
@@ -229,9 +235,11 @@ class _Run:
         creditor_name: str,
         max_transient: int,
         rng: random.Random | None,
+        pay_options: PayOptionsHook | None = None,
     ) -> None:
         self.db, self.senders, self.clock, self.limiter = db, senders, clock, limiter
         self.creditor_name, self.max_transient, self.rng = creditor_name, max_transient, rng
+        self.pay_options = pay_options
 
     async def one(self, message_id: uuid.UUID, token: datetime, stats: DeliveryStats) -> None:
         now = self.clock.now()
@@ -258,7 +266,7 @@ class _Run:
     async def decide(self, job: repo.Job, now: datetime) -> Outcome:
         state: dict[str, Any] = dict(job.message.payload.get("delivery") or {})
         tz = _zone(job.debtor.timezone)
-        if not job.invoices:
+        if not job.invoices and job.message.kind not in STANDALONE_KINDS:
             return Outcome(MessageStatus.failed.value, NOTHING_LEFT, state=state)
         wait = allowed_from(now, ContactRules.of(job.policies), tz, job.recent_sent)
         if wait is not None:
@@ -275,7 +283,15 @@ class _Run:
         points: list[tuple[uuid.UUID, str]] = []
         sends = 0
         fell_back = any(v.get("failed") for v in state.values() if isinstance(v, dict))
-        context = render_context(job, self.creditor_name, today)
+        context = (
+            render_context(job, self.creditor_name, today)
+            if job.invoices
+            else {"debtor_name": job.debtor.name, "creditor_name": self.creditor_name}
+        )
+        attachments: list[tuple[str, bytes, str]] = []
+        if self.pay_options is not None:
+            extra, attachments = await self.pay_options(job)
+            context.update(extra)
 
         def out(status: str, error: str | None, **kw: Any) -> Outcome:
             return Outcome(status, error, sends=sends, state=state, points=points, fell_back=fell_back, **kw)
@@ -316,6 +332,7 @@ class _Run:
                     address=point.address,
                     subject=rendered.subject,
                     body=rendered.text,
+                    attachments=attachments if channel in ATTACHING_CHANNELS else [],
                     meta={"html": rendered.html, "reference": str(message.id), "kind": message.kind},
                 )
                 sends += 1
@@ -387,6 +404,7 @@ async def deliver(
     lease: timedelta = repo.LEASE,
     max_transient: int = 5,
     rng: random.Random | None = None,
+    pay_options: PayOptionsHook | None = None,
 ) -> DeliveryStats:
     """Claim up to ``batch`` due messages and deliver each; ``limiter=None`` sends unthrottled."""
     async with db.session_scope() as s:
@@ -400,6 +418,7 @@ async def deliver(
         creditor_name=creditor_name,
         max_transient=max(1, max_transient),
         rng=rng,
+        pay_options=pay_options,
     )
     pending = list(claimed)
     try:

@@ -17,6 +17,7 @@ from core.money import Money
 from core.templates import (
     CHANNELS,
     LOCALES,
+    REQUEST_TEMPLATE_NAMES,
     TEMPLATE_NAMES,
     TONES,
     Rendered,
@@ -63,7 +64,7 @@ def context(n: int = 3, **overrides: Any) -> dict[str, Any]:
     return ctx
 
 
-ALL = list(itertools.product(TEMPLATE_NAMES, LOCALES, CHANNELS, TONES))
+ALL = list(itertools.product(TEMPLATE_NAMES + REQUEST_TEMPLATE_NAMES, LOCALES, CHANNELS, TONES))
 
 
 @pytest.mark.parametrize(("name", "locale", "channel", "tone"), ALL)
@@ -96,7 +97,8 @@ def test_every_template_renders(name: str, locale: str, channel: str, tone: str)
 
 
 @pytest.mark.parametrize(
-    ("name", "locale", "channel"), list(itertools.product(TEMPLATE_NAMES, LOCALES, CHANNELS))
+    ("name", "locale", "channel"),
+    list(itertools.product(TEMPLATE_NAMES + REQUEST_TEMPLATE_NAMES, LOCALES, CHANNELS)),
 )
 def test_the_three_tones_read_differently(name: str, locale: str, channel: str) -> None:
     outs = [render(name, locale, channel, tone, **context()) for tone in TONES]
@@ -148,7 +150,10 @@ def test_sms_uses_plain_spaces_and_medium_dates() -> None:
     assert "due on Mar 5, 2025" in en.text and "€3,944.25" in en.text
 
 
-@pytest.mark.parametrize(("name", "locale", "tone"), list(itertools.product(TEMPLATE_NAMES, LOCALES, TONES)))
+@pytest.mark.parametrize(
+    ("name", "locale", "tone"),
+    list(itertools.product(TEMPLATE_NAMES + REQUEST_TEMPLATE_NAMES, LOCALES, TONES)),
+)
 def test_sms_stays_short_with_ten_invoices(name: str, locale: str, tone: str) -> None:
     ctx = context(
         10,
@@ -355,7 +360,7 @@ def test_every_template_file_exists_and_nothing_else_is_a_message() -> None:
     root = Path(templates.__file__).resolve().parent.parent / "templates" / "messages"
     for locale in LOCALES:
         found = {p.stem for p in (root / locale).glob("*.j2") if not p.name.startswith("_")}
-        assert found == set(TEMPLATE_NAMES) | set(templates.PLAN_TEMPLATE_NAMES)
+        assert found == set(TEMPLATE_NAMES) | set(templates.PLAN_TEMPLATE_NAMES) | set(REQUEST_TEMPLATE_NAMES)
 
 
 def test_templates_are_found_from_another_working_directory(

@@ -1,0 +1,162 @@
+"""MollieProvider: the PaymentProvider port over mollie-api-python (REFERENCE.md, Mollie).
+
+The client is synchronous (requests), so every call runs in a thread. Creates carry our own stable
+idempotency key, so a retried job or request gets the payment (or refund) it made before instead of
+a second one. Errors become PaymentNotFound (404), retryable PaymentProviderError (5xx, 429,
+timeouts, connection errors, unreadable answers) or non-retryable PaymentProviderError (other 4xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import structlog
+from mollie.api.client import Client
+from mollie.api.error import (
+    Error,
+    NotFoundError,
+    RequestError,
+    RequestSetupError,
+    ResponseError,
+    ResponseHandlingError,
+)
+from mollie.api.objects.payment import Payment
+from mollie.api.resources.refunds import PaymentRefunds
+
+from core.config import Settings
+from core.money import format_minor, parse_minor
+from core.ports import PaymentNotFound, PaymentProviderError, ProviderPayment, ProviderRefund
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+DESCRIPTION_MAX = 255
+MOLLIE_LOCALES = {"en": "en_US", "nl": "nl_NL", "de": "de_DE", "fr": "fr_FR"}
+
+
+def _minor(amount: Any, currency: str) -> int:
+    if not isinstance(amount, dict) or "value" not in amount:
+        return 0
+    return parse_minor(str(amount["value"]), currency, allow_zero=True)
+
+
+def _when(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def snapshot(payment: dict[str, Any]) -> ProviderPayment:
+    """A ProviderPayment from Mollie's JSON."""
+    amount = payment.get("amount") or {}
+    currency = str(amount.get("currency") or "EUR")
+    links = payment.get("_links") or {}
+    checkout = (links.get("checkout") or {}).get("href") if isinstance(links, dict) else None
+    metadata = payment.get("metadata")
+    return ProviderPayment(
+        id=str(payment["id"]),
+        status=str(payment.get("status") or "open"),
+        amount_minor=_minor(amount, currency),
+        currency=currency,
+        checkout_url=checkout,
+        expires_at=_when(payment.get("expiresAt")),
+        metadata=metadata if isinstance(metadata, dict) else {},
+        refunded_minor=_minor(payment.get("amountRefunded"), currency),
+        charged_back_minor=_minor(payment.get("amountChargedBack"), currency),
+    )
+
+
+class MollieProvider:
+    name = "mollie"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        api_base: str,
+        webhook_url: str,
+        redirect_url: str,
+        timeout: float | tuple[float, float] = (2, 10),
+    ) -> None:
+        self.client = Client(api_endpoint=api_base, timeout=timeout)  # type: ignore[arg-type]
+        self.client.set_api_key(api_key)
+        self.webhook_url = webhook_url
+        self.redirect_url = redirect_url
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> MollieProvider:
+        assert settings.mollie_api_key is not None
+        base = settings.public_base_url.rstrip("/")
+        return cls(
+            settings.mollie_api_key.get_secret_value(),
+            api_base=settings.mollie_api_base,
+            webhook_url=f"{base}/webhooks/mollie",
+            redirect_url=f"{base}/pay/thanks",
+            **kwargs,
+        )
+
+    async def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(fn)
+        except NotFoundError as exc:
+            raise PaymentNotFound(f"Mollie does not know this {what}: {exc}") from exc
+        except ResponseError as exc:
+            status = int(exc.status or 0)
+            retryable = status >= 500 or status == 429
+            raise PaymentProviderError(
+                f"Mollie refused the {what} ({status}): {exc}", retryable=retryable, status=status
+            ) from exc
+        except RequestSetupError as exc:  # our own mistake (bad id, bad key): retrying will not help
+            raise PaymentProviderError(f"bad Mollie request for the {what}: {exc}", retryable=False) from exc
+        except (RequestError, ResponseHandlingError) as exc:  # timeouts, connections, garbled answers
+            raise PaymentProviderError(f"Mollie unreachable for the {what}: {exc}", retryable=True) from exc
+        except Error as exc:  # pragma: no cover - any other library error
+            raise PaymentProviderError(f"Mollie error for the {what}: {exc}", retryable=True) from exc
+
+    async def create_payment(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        metadata: dict[str, Any],
+        key: str,
+        locale: str | None = None,
+    ) -> ProviderPayment:
+        data: dict[str, Any] = {
+            "amount": {"currency": currency, "value": format_minor(amount_minor, currency)},
+            "description": description[:DESCRIPTION_MAX],
+            "redirectUrl": self.redirect_url,
+            "webhookUrl": self.webhook_url,
+            "metadata": metadata,
+        }
+        if locale and locale.split("_")[0] in MOLLIE_LOCALES:
+            data["locale"] = MOLLIE_LOCALES[locale.split("_")[0]]
+        payment = await self._call("payment", lambda: self.client.payments.create(data, idempotency_key=key))
+        log.info("mollie.payment_created", provider_id=payment["id"], key=key)
+        return snapshot(payment)
+
+    async def get_payment(self, provider_id: str) -> ProviderPayment:
+        payment = await self._call("payment", lambda: self.client.payments.get(provider_id))
+        return snapshot(payment)
+
+    async def create_refund(
+        self, provider_id: str, *, amount_minor: int, currency: str, description: str, key: str
+    ) -> ProviderRefund:
+        data = {
+            "amount": {"currency": currency, "value": format_minor(amount_minor, currency)},
+            "description": description[:DESCRIPTION_MAX],
+        }
+        refunds = PaymentRefunds(self.client, Payment({"id": provider_id}, self.client))
+        refund = await self._call("refund", lambda: refunds.create(data, idempotency_key=key))
+        return ProviderRefund(
+            id=str(refund["id"]),
+            status=str(refund.get("status") or "pending"),
+            amount_minor=_minor(refund.get("amount"), currency),
+            currency=currency,
+        )
