@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from core.access.models import ApiKey, IdempotencyRecord
 from core.audit import AuditEvent
+from core.conversation.models import Chat, ChatInbound, LinkToken
 from core.debtors.models import ContactPoint, Debtor
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, Promise
 from core.events.models import Event, WebhookDelivery
@@ -17,6 +18,8 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "Chat",
+    "ChatInbound",
     "ContactPoint",
     "CreditNote",
     "Debtor",
@@ -30,6 +33,7 @@ __all__ = [
     "InvoiceBatch",
     "InvoiceDocument",
     "LedgerEntry",
+    "LinkToken",
     "Message",
     "Payment",
     "PaymentReference",
