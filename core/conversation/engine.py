@@ -154,7 +154,10 @@ async def _text(ctx: Ctx, text: str) -> list[Reply]:
     understood = ctx.deps.classifier.classify(text, locale=ctx.locale, now=ctx.local_now)
     flow, step = ctx.chat.flow, ctx.chat.step
     # Inside a step, the flow reads the text, unless the debtor clearly asks for something else.
-    leaving = understood.sure and understood.intent in (Intent.stop, Intent.human, Intent.help)
+    # While handed off to a person, everything typed goes to staff (commands and buttons still work).
+    leaving = (
+        flow != "human" and understood.sure and understood.intent in (Intent.stop, Intent.human, Intent.help)
+    )
     if flow and step and not leaving:
         if flow == "promise":
             return await holds.promise_text(ctx, text, understood)

@@ -320,6 +320,9 @@ _PRIORITY = [
     Intent.help,
 ]
 _DATED = (Intent.promise, Intent.paid)
+_PAYISH = re.compile(
+    r"\b(pay|paying|settle|transfer|send|money|betaal|betalen|stort|storten|geld|overmaken|krijgt|krijg)\b"
+)
 MIN_SCORE = 1.5
 
 
@@ -350,8 +353,10 @@ class RulesClassifier:
             scores = _scores(clean, lang)
         other = "nl" if lang == "en" else "en"
         found = find_date(clean, lang, now) or find_date(clean, other, now)
-        if found is not None and not scores.get(Intent.paid) and not scores.get(Intent.dispute):
-            # "next Friday", "morgen": a bare date in a debt chat is a promise to pay then.
+        dated = found is not None and (len(found[1]) >= len(clean) / 2 or _PAYISH.search(clean) is not None)
+        if dated and not scores.get(Intent.paid) and not scores.get(Intent.dispute):
+            # "next Friday", "ik stort het woensdag": a date on its own or with money words, in a
+            # debt chat, is a promise to pay then (confirmed before anything is recorded).
             scores[Intent.promise] = scores.get(Intent.promise, 0.0) + 1.5
         if not scores:
             return Understanding(Intent.unknown, 0.0)
@@ -455,7 +460,7 @@ def parse_date(text: str, locale: str, now: datetime, *, past: bool = False) -> 
     return found[0] if found else None
 
 
-_AMOUNT = re.compile(r"(?<![\d.,])(\d{1,9}(?:[.,]\d{3})*(?:[.,]\d{1,2})?)(?![\d])")
+_AMOUNT = re.compile(r"(?<![\d.,])(\d{1,9}(?:[.,]\d{3})*(?:[.,]\d{1,2})?)(?![\d]|[.,]\d)")
 
 
 def parse_amount_minor(text: str, exponent: int = 2) -> int | None:

@@ -136,7 +136,7 @@ async def paid_text(ctx: Ctx, text: str, understood: Understanding) -> list[Repl
 
 
 _METHOD_WORDS = {
-    "bank_transfer": ("bank", "transfer", "overgemaakt", "overschrijving", "overmaken"),
+    "bank_transfer": ("bank", "transfer", "overgemaakt", "overschrijving", "overmaken", "overboek"),
     "card": ("card", "kaart", "ideal", "online", "pin"),
     "cash": ("cash", "contant"),
     "other": ("other", "anders", "overig"),
