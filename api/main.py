@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from api import problems
 from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import debtors, dunning, health, invoices, ledger
+from api.routes import chat_links, debtors, demo_chat, dunning, health, invoices, ledger
 from core.config import Settings
 from core.db import Database
 from core.ports import Clock, SystemClock
@@ -64,6 +64,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     v1.include_router(invoices.router)
     v1.include_router(ledger.router)
     v1.include_router(dunning.router)
+    v1.include_router(chat_links.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(demo_chat.router)
     return app
