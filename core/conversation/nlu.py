@@ -76,6 +76,7 @@ _EN: _P = {
         (r"what do i (still )?have to pay", 2.5),
         (r"\btotal\b", 1),
         (r"\bstatement\b", 1.5),
+        (r"left to pay|still (owe|open|due)", 2.5),
     ],
     Intent.invoices: [
         (r"invoices?\b", 1.5),
@@ -83,6 +84,7 @@ _EN: _P = {
         (r"\bpdf\b", 2),
         (r"\bcopy\b", 1.5),
         (r"send (me )?(the|my|a) (invoice|bill|copy)", 2),
+        (r"(never|not|didn'?t) (got|get|received?) (the|my|an?) (invoice|bill)", 5),
         (r"\bdocument", 1.5),
     ],
     Intent.pay: [
@@ -92,7 +94,7 @@ _EN: _P = {
         (r"how (can|do|should) i pay", 3),
         (r"\biban\b", 2.5),
         (r"\bqr\b", 2.5),
-        (r"bank (details|account)", 2.5),
+        (r"bank (details|account)|account number", 2.5),
         (r"\bpay online\b", 3),
         (r"\bideal\b", 2),
         (r"want to pay", 2),
@@ -107,7 +109,7 @@ _EN: _P = {
         (r"in (parts|portions|pieces|chunks)", 3),
         (r"\bmonthly\b", 2.5),
         (r"per month|a month|each month|every month", 2.5),
-        (r"spread", 3),
+        (r"spread|\bsplit\b", 3),
         (r"arrangement", 3),
         (r"can'?t pay (it )?all|cannot pay (it )?all|not all at once|in one go", 3),
         (r"pay (it )?off (slowly|gradually|over)", 3),
@@ -117,6 +119,7 @@ _EN: _P = {
         (r"i (can|could) pay (it )?(on|by|next|tomorrow|after|before|at|in)", 3),
         (r"pay (it |you |the rest )?(on|by|next|tomorrow|after|before|at the end|at|in \d)", 2),
         (r"\bpromise", 3),
+        (r"i'?ll (clear|settle|transfer|send)|payment (is )?coming", 3),
         (r"will (transfer|send)", 3),
         (r"(transfer|send) (it|the money) (on|by|next|tomorrow)", 3),
         (r"payday|pay ?day|when i get paid|salary", 2.5),
@@ -176,6 +179,7 @@ _EN: _P = {
         (r"(by|via|through|over) (e-?mail|sms|text|whatsapp|telegram)", 3),
         (r"(e-?mail|sms|whatsapp|telegram) instead", 4),
         (r"(contact|reach) me (by|on|via)", 3),
+        (r"use (e-?mail|sms|text|whatsapp|telegram)", 3),
     ],
     Intent.language: [
         (r"\blanguage\b", 4),
@@ -183,10 +187,13 @@ _EN: _P = {
         (r"nederlands", 3),
     ],
     Intent.yes: [
-        (r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|confirm(ed)?|that'?s right|fine|y)[.! ]*$", 5),
+        (
+            r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|confirm(ed)?|that'?s right|fine|y)( please| thanks| thank you)?[.! ]*$",
+            5,
+        ),
     ],
     Intent.no: [
-        (r"^(no|nope|nah|cancel|wrong date|not (right|correct)|n)[.! ]*$", 5),
+        (r"^(no|nope|nah|cancel|wrong date|not (right|correct)|n)( thanks| thank you)?[.! ]*$", 5),
     ],
 }
 
@@ -209,6 +216,7 @@ _NL: _P = {
         (r"\bpdf\b", 2),
         (r"\bkopie\b", 2),
         (r"stuur (me |mij )?(de|mijn|een) (factuur|nota|kopie)", 2),
+        (r"(factuur|nota|rekening) (nooit |niet )(ontvangen|gekregen|gehad)", 5),
         (r"\bdocument", 1.5),
     ],
     Intent.pay: [
@@ -246,6 +254,7 @@ _NL: _P = {
         (r"al betaald|reeds betaald|allang betaald|al voldaan|al overgemaakt", 5),
         (r"heb (het |de factuur |al |gisteren |vorige week )*(betaald|overgemaakt|voldaan)", 4),
         (r"is (al |reeds )?(betaald|voldaan|overgemaakt)", 4),
+        (r"betaling (is )?(al |vorige week |gisteren )*(gedaan|verricht|verstuurd)", 4),
         (r"\bbetaald\b", 2),
         (r"\bovergemaakt\b", 2),
     ],
@@ -291,10 +300,13 @@ _NL: _P = {
         (r"\benglish\b", 3),
     ],
     Intent.yes: [
-        (r"^(ja|jazeker|jawel|klopt|prima|goed|ok|oké|oke|akkoord|correct|dat klopt|j)[.! ]*$", 5),
+        (
+            r"^(ja|jazeker|jawel|klopt|prima|goed|ok|oké|oke|akkoord|correct|dat klopt|j)( hoor| graag| dank je| bedankt)?[.! ]*$",
+            5,
+        ),
     ],
     Intent.no: [
-        (r"^(nee|neen|nope|annuleer|annuleren|klopt niet|n)[.! ]*$", 5),
+        (r"^(nee|neen|nope|annuleer|annuleren|klopt niet|n)( hoor| bedankt| dank je)?[.! ]*$", 5),
     ],
 }
 
@@ -412,6 +424,24 @@ _END_OF_MONTH = re.compile(
 )
 _END_OF_NEXT_MONTH = re.compile(r"end of next month|eind(e)? (van )?volgende maand")
 _DAY_AFTER = re.compile(r"(the )?day after tomorrow")
+_WEEKDAYS = {
+    **{
+        d: i
+        for i, d in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))
+    },
+    **{
+        d: i
+        for i, d in enumerate(
+            ("maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag")
+        )
+    },
+}
+_DAY_NAMES = "|".join(_WEEKDAYS)
+# "volgende week vrijdag", "friday next week": that weekday in the week after this one.
+_WEEKDAY_NEXT_WEEK = re.compile(
+    rf"(?:next week|volgende week|komende week) (?:on )?(?P<a>{_DAY_NAMES})"
+    rf"|(?P<b>{_DAY_NAMES}) (?:of |in )?(?:next week|volgende week|komende week)"
+)
 _BARE_NUMBER = re.compile(r"^[\d\s.,€$£]*$")
 _SETTINGS_BASE = {"PREFER_DATES_FROM": "future", "RETURN_AS_TIMEZONE_AWARE": False}
 
@@ -432,6 +462,10 @@ def find_date(text: str, lang: str, now: datetime, *, past: bool = False) -> tup
         return _last_day(today.year, today.month), match.group(0)
     if match := _DAY_AFTER.search(clean):
         return today + timedelta(days=2), match.group(0)
+    if match := _WEEKDAY_NEXT_WEEK.search(clean):
+        name = match.group("a") or match.group("b")
+        monday = today + timedelta(days=7 - today.weekday())
+        return monday + timedelta(days=_WEEKDAYS[name]), match.group(0)
     for word, digit in _NUMBERS.get(lang, {}).items():
         clean = re.sub(rf"\b{word} {_UNITS}\b", rf"{digit} \1", clean)
     settings = {

@@ -57,6 +57,8 @@ def test_labelled_set_accuracy(capsys: pytest.CaptureFixture[str]) -> None:
         ("eind van de maand", "nl", date(2026, 11, 30)),
         ("the day after tomorrow", "en", date(2026, 11, 26)),
         ("over twee weken", "nl", date(2026, 12, 8)),
+        ("ik betaal volgende week vrijdag", "nl", date(2026, 12, 4)),
+        ("friday next week", "en", date(2026, 12, 4)),
         ("I will pay 200", "en", None),
         ("3", "en", None),
         ("asap", "en", None),
