@@ -54,7 +54,7 @@ async def channel_choice(ctx: Ctx, action: str, arg: str | None) -> list[Reply]:
         before={"channel_order": before},
         after={"channel_order": debtor.channel_order},
     )
-    return [ctx.reply("prefs.channel_set", options=ctx.menu(), channel=ctx.text(f"labels.channel_{arg}"))]
+    return [ctx.reply("prefs.channel_set", options=ctx.menu(), channel=ctx.text(f"labels.inline_{arg}"))]
 
 
 async def language_start(ctx: Ctx) -> list[Reply]:

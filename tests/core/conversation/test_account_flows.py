@@ -67,7 +67,7 @@ async def test_pay_without_psp_shows_reference_iban_and_epc_qr(en_chat: Chat) ->
         < account.pay | To pay NW-1, NW-2: €349.50.
     """)
     reply = en_chat.last
-    assert "NL91ABNA0417164300 (Acme B.V.), with payment reference RF" in reply.text
+    assert "Transfer it to NL91ABNA0417164300 (Acme B.V.), with payment reference RF" in reply.text
     [qr] = reply.attachments
     assert qr.kind == "image" and qr.content.startswith(b"\x89PNG")
     assert reply.links == ()
