@@ -106,8 +106,8 @@ def locked(ctx: Ctx) -> bool:
     return until is not None and until > ctx.now
 
 
-def _fail(ctx: Ctx) -> Reply:
-    """Count a failed try; lock the chat at the limit."""
+async def _fail(ctx: Ctx) -> Reply:
+    """Count a failed try; lock the chat at the limit (audited: a sign of guessing)."""
     since = ctx.now - FAILURE_WINDOW
     recent = [t for t in ctx.chat.failures if datetime.fromisoformat(t) > since]
     recent.append(ctx.now.isoformat())
@@ -115,6 +115,14 @@ def _fail(ctx: Ctx) -> Reply:
     if len(recent) >= MAX_FAILURES:
         ctx.chat.failures = []
         ctx.chat.locked_until = ctx.now + LOCK_FOR
+        await audit.record(
+            ctx.session,
+            Actor("chat", f"{ctx.chat.channel}:{ctx.chat.chat_id}"[:128]),
+            "chat.locked",
+            "chat",
+            ctx.chat.id,
+            after={"until": ctx.chat.locked_until.isoformat(), "failures": len(recent)},
+        )
         return ctx.reply("link.locked")
     ctx.chat.failures = recent
     return ctx.reply("link.failed", left=MAX_FAILURES - len(recent))
@@ -123,7 +131,7 @@ def _fail(ctx: Ctx) -> Reply:
 async def redeem(ctx: Ctx, token: str) -> list[Reply]:
     row = await repo.token_for_update(ctx.session, hash_token(token))
     if row is None or row.used_at is not None or row.expires_at <= ctx.now:
-        return [_fail(ctx)]
+        return [await _fail(ctx)]
     row.used_at, row.used_by = ctx.now, ctx.chat.id
     debtor = await ctx.session.get(Debtor, row.debtor_id)
     assert debtor is not None
@@ -173,11 +181,11 @@ async def unlinked(ctx: Ctx, text: str) -> list[Reply]:
     number = str(ctx.chat.data.get("number", ""))
     invoice = await repo.invoice_by_number(ctx.session, number) if number else None
     if invoice is None or invoice.status not in PAYABLE_STATUSES:
-        return [_fail(ctx)]
+        return [await _fail(ctx)]
     typed = parse_amount_minor(text, exponent(invoice.currency))
     open_minor = await ledger_repo.open_amount(ctx.session, invoice.id)
     if typed is None or typed not in (open_minor, invoice.amount_minor):
-        return [_fail(ctx)]
+        return [await _fail(ctx)]
     debtor = await ctx.session.get(Debtor, invoice.debtor_id)
     assert debtor is not None
     return await link(ctx, debtor, how="invoice")

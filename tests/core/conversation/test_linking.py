@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlmodel import col
 
+from core.audit import AuditEvent
 from core.conversation.engine import ConversationDeps
 from core.db import Database
 from core.debtors.models import ContactPoint
@@ -106,6 +107,10 @@ async def test_lockout_after_five_failures(
         > /start {token}
         < link.locked
     """)
+    async with db.sessionmaker() as s:
+        [locked] = (await s.scalars(select(AuditEvent).where(col(AuditEvent.action) == "chat.locked"))).all()
+    assert locked.actor_id == f"telegram:{chat.chat_id}" and locked.after is not None
+    assert locked.after["until"] == "2026-11-24T11:00:00+00:00"
     clock.current += timedelta(hours=1, minutes=1)
     await chat.run("""
         > NW-1

@@ -36,3 +36,32 @@ def test_unknown_text_is_refused() -> None:
     for key in ("account.nope", "nogroup.balance", "account"):
         with pytest.raises(TemplateNotFound):
             texts.render(key, "en")
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("outcome", ["accepted", "counter", "needs_approval", "refused"])
+def test_plan_decisions_render_from_any_schedule_shape(locale: str, outcome: str) -> None:
+    """What core/plans answers (PlanDecision) becomes the texts; schedule items may be tuples,
+    dicts or objects with due_date/amount_minor."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    from core.conversation.flows.plan import _decision_view
+
+    decision = SimpleNamespace(
+        outcome=outcome,
+        plan_id="p1",
+        currency="EUR",
+        total_minor=30_000,
+        down_payment_minor=5_000,
+        schedule=[
+            (date(2026, 12, 24), 12_500),
+            {"due_date": date(2027, 1, 24), "amount_minor": 12_500},
+        ],
+        reason_code="too_many_instalments",
+    )
+    text = texts.render(f"plan.{outcome}", locale, **_decision_view(decision))
+    if outcome in ("accepted", "counter"):
+        flat = text.replace("\xa0", " ")
+        assert "125,00" in flat or "125.00" in flat
+        assert ("300,00" in flat or "300.00" in flat) and ("50,00" in flat or "50.00" in flat)
