@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.conversation import linking
@@ -28,9 +29,11 @@ from core.conversation.flows import account, holds, plan, prefs
 from core.conversation.nlu import Intent, Understanding, language_of
 from core.conversation.schemas import Inbound, Reply
 from core.debtors.models import Debtor
+from core.errors import DomainError
 
 __all__ = ["ConversationDeps", "StaffNotice", "handle", "log_staff_notice"]
 
+log = structlog.get_logger(__name__)
 MAX_TEXT = 1000  # longer messages are cut (a 4,000-character message gets a normal answer)
 
 Flow = Callable[[Ctx], Awaitable[list[Reply]]]
@@ -85,7 +88,16 @@ async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationD
     chat.last_inbound_at = chat.updated_at = now
     debtor = await session.get(Debtor, chat.debtor_id) if chat.debtor_id else None
     ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor)
-    replies = await _route(ctx, inbound)
+    try:
+        async with session.begin_nested():  # a refused step leaves nothing half done
+            replies = await _route(ctx, inbound)
+    except DomainError as exc:
+        log.warning("conversation.refused", code=exc.code, error=exc.message, chat=str(chat.id))
+        await session.refresh(chat)
+        if ctx.debtor is not None:
+            await session.refresh(ctx.debtor)
+        ctx.goto(None)
+        replies = [ctx.reply("prefs.error", options=ctx.menu() if ctx.debtor else ())]
     await session.flush()
     return replies
 

@@ -179,3 +179,34 @@ def test_plan_proposals_are_read_without_guessing() -> None:
     assert read_proposal("1", "EUR") == (None, None)
     assert read_proposal("maybe", "EUR") == (None, None)
     assert read_proposal("3 termijnen van 50 per maand", "EUR") == (None, None)
+
+
+async def test_a_refused_step_changes_nothing(
+    db: Database, deps: ConversationDeps, clock: FixedClock, debtor_en: str
+) -> None:
+    """A domain error inside a flow (here from a classifier plugged in through the port) rolls the
+    step back and gets a polite reply."""
+    from datetime import datetime
+
+    from core.conversation.nlu import RulesClassifier, Understanding
+    from core.errors import Conflict
+
+    class Refusing:
+        def classify(self, text: str, *, locale: str, now: datetime) -> Understanding:
+            raise Conflict("the classifier is down", "classifier_down")
+
+    chat = await linked_chat(db, deps, clock, debtor_en)
+    await chat.run("""
+        > /promise
+        < holds.promise_ask
+    """)
+    deps.classifier = Refusing()
+    await chat.run("""
+        > tomorrow
+        < prefs.error | Nothing was changed.
+    """)
+    deps.classifier = RulesClassifier()
+    await chat.run("""
+        > /balance
+        < account.balance
+    """)
