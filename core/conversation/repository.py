@@ -161,3 +161,9 @@ async def token_for_update(session: AsyncSession, token_hash: str) -> LinkToken 
 async def chats_of(session: AsyncSession, debtor_id: uuid.UUID) -> list[Chat]:
     stmt = select(Chat).where(col(Chat.debtor_id) == debtor_id).order_by(col(Chat.last_inbound_at).desc())
     return list((await session.scalars(stmt)).all())
+
+
+async def chat_of(session: AsyncSession, channel: str, chat_id: str) -> Chat | None:
+    """A chat by its channel address, e.g. for WhatsApp's 24-hour window (``last_inbound_at``)."""
+    stmt = select(Chat).where(col(Chat.channel) == channel, col(Chat.chat_id) == chat_id)
+    return (await session.scalars(stmt)).first()

@@ -210,3 +210,20 @@ async def test_a_refused_step_changes_nothing(
         > /balance
         < account.balance
     """)
+
+
+async def test_staff_answer_on_a_channel_without_sender_fails_visibly(
+    db: Database, deps: ConversationDeps, clock: FixedClock, debtor_en: str
+) -> None:
+    from core.conversation.repository import chat_of
+
+    chat = await linked_chat(db, deps, clock, debtor_en, channel="whatsapp", chat_id="31611111111")
+    async with db.session_scope() as s:
+        row = await chat_of(s, "whatsapp", chat.chat_id)
+        assert row is not None and row.last_inbound_at == clock.now()
+        message = await relay.relay_to_debtor(s, row, "Hello", staff=STAFF, now=clock.now())
+    stats = await delivery.deliver(db, {}, clock=clock, limiter=None, creditor_name="Acme")
+    assert (stats.sent, stats.failed) == (0, 1)
+    async with db.sessionmaker() as s:
+        stored = await s.get(Message, message.id)
+    assert stored is not None and stored.error == "whatsapp: no sender configured"
