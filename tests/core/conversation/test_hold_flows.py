@@ -171,3 +171,26 @@ async def test_a_flow_step_can_be_left_with_a_command(db: Database, en_chat: Cha
     async with db.sessionmaker() as s:
         row = (await s.scalars(select(ChatRow).where(col(ChatRow.chat_id) == en_chat.chat_id))).one()
     assert (row.flow, row.step, row.data) == ("promise", "confirm", {"date": "2026-11-25"})
+
+
+async def test_a_broken_chat_promise_resumes_dunning(db: Database, nl_chat: Chat, clock: FixedClock) -> None:
+    from core.dunning import holds
+
+    await nl_chat.run("""
+        > ik betaal morgen
+        < holds.promise_confirm | woensdag 25 november 2026
+        >> promise:yes
+        < holds.promise_recorded
+        > saldo
+        < account.balance | voor € 89,99 heeft u een betaalbelofte
+    """)
+    clock.current += timedelta(days=5)  # past the date and the policy's grace days
+    async with db.session_scope() as s:
+        broken = await holds.break_promises(s, clock.today())
+    assert len(broken) == 1
+    assert [s.promise_date for s in await _states(db, ["BS-1"])] == [None]
+    await nl_chat.run("""
+        > saldo
+        < account.balance
+    """)
+    assert "betaalbelofte" not in nl_chat.last.text
