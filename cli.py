@@ -171,12 +171,17 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from api.main import create_app
 
     settings.ensure_secret_key()
+    settings.demo_chat = True  # the local debtor chat page, /demo/chat
+    if not settings.creditor_iban:  # demo values, so that the chat shows an EPC QR code (CONTRACT 2)
+        settings.creditor_name = settings.creditor_name or "duebot demo B.V."
+        settings.creditor_iban = "NL91ABNA0417164300"
     migrate.upgrade(settings.database_url)
     seeded = _with_db(settings, _seed_demo)
     key = _with_db(settings, lambda db: _demo_key(db, settings))
     base = f"http://{args.host}:{args.port}"
     print(
         f"\nduebot is starting on {_safe_url(settings)} ({'demo data seeded' if seeded else 'existing data'})\n"
+        f"  debtor chat  {base}/demo/chat   (try every flow as a demo debtor, no bot tokens)\n"
         f"  API docs     {base}/docs\n"
         f"  health       {base}/healthz   readiness {base}/readyz   metrics {base}/metrics\n"
         f"  demo API key {key}\n"

@@ -10,7 +10,20 @@ from fastapi import APIRouter, Depends, FastAPI
 from api import problems
 from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import bank, debtors, dunning, exports, health, invoices, ledger, pay_pages, payments, plans
+from api.routes import (
+    bank,
+    chat_links,
+    debtors,
+    demo_chat,
+    dunning,
+    exports,
+    health,
+    invoices,
+    ledger,
+    pay_pages,
+    payments,
+    plans,
+)
 from api.webhooks import mollie as mollie_webhook
 from api.webhooks import slack as slack_webhook
 from core.config import Settings
@@ -73,6 +86,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     v1.include_router(bank.router)
     v1.include_router(exports.router)
     v1.include_router(payments.router)
+    v1.include_router(chat_links.router)
     app.include_router(v1)
     # Statement uploads are files, not JSON: beside v1, without its JSON-only check.
     app.include_router(bank.upload_router, prefix="/api/v1", dependencies=[Depends(refuse_nul)])
@@ -80,4 +94,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(slack_webhook.router)
     app.include_router(mollie_webhook.router)
     app.include_router(pay_pages.router)
+    app.include_router(demo_chat.router)
     return app

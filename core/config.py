@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     # The collection agency receives invoice.handed_to_agency events, with the evidence file, here.
     agency_webhook_url: str | None = None
 
+    # The debtor chat: the Telegram bot's username for t.me deep links, the WhatsApp number (digits,
+    # international form) for wa.me links, and the local demo chat page (on in `duebot run`).
+    telegram_bot_username: str | None = None
+    whatsapp_number: str | None = None
+    demo_chat: bool = Field(default=False, alias="DUEBOT_DEMO_CHAT")
+
     creditor_name: str | None = None
     creditor_iban: str | None = None
     creditor_bic: str | None = None

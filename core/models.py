@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from core.access.models import ApiKey, IdempotencyRecord
 from core.audit import AuditEvent
+from core.conversation.models import Chat, ChatInbound, LinkToken
 from core.debtors.models import ContactPoint, Debtor
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, Promise
 from core.events.models import Event, WebhookDelivery
@@ -22,6 +23,8 @@ __all__ = [
     "AuditEvent",
     "BankLine",
     "BankStatement",
+    "Chat",
+    "ChatInbound",
     "ContactPoint",
     "CreditNote",
     "Debtor",
@@ -37,6 +40,7 @@ __all__ = [
     "InvoiceBatch",
     "InvoiceDocument",
     "LedgerEntry",
+    "LinkToken",
     "Message",
     "Payment",
     "PaymentPlan",

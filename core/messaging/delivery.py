@@ -68,6 +68,7 @@ ATTACHING_CHANNELS = frozenset({"email"})  # channels whose senders carry the pa
 # options (core/payments/reminders.py). None: reminders go out without them.
 PayOptionsHook = Callable[["repo.Job"], Awaitable[tuple[dict[str, Any], list[tuple[str, bytes, str]]]]]
 WEEK = timedelta(days=7)
+CHAT_KIND = "chat"  # a message into a debtor's chat, from staff (core.conversation.relay)
 LIMITER_DOWN_WAIT = timedelta(seconds=5)
 
 
@@ -264,6 +265,8 @@ class _Run:
             stats.failed += 1
 
     async def decide(self, job: repo.Job, now: datetime) -> Outcome:
+        if job.message.kind == CHAT_KIND:
+            return await self.chat(job, now)
         state: dict[str, Any] = dict(job.message.payload.get("delivery") or {})
         tz = _zone(job.debtor.timezone)
         if not job.invoices and job.message.kind not in STANDALONE_KINDS:
@@ -368,6 +371,53 @@ class _Run:
                 state["to"] = str(point.id)
                 return out(MessageStatus.sent.value, None, channel=channel, provider_id=result.provider_id)
         return out(MessageStatus.failed.value, "; ".join(reasons) or "no channel to deliver on")
+
+    async def chat(self, job: repo.Job, now: datetime) -> Outcome:
+        """A staff answer into a debtor's chat (core.conversation.relay): the chat's own channel and
+        address, no contact rules (the debtor asked), retried on transient errors."""
+        message = job.message
+        state: dict[str, Any] = dict(message.payload.get("delivery") or {})
+        channel = message.channel or next(iter(message.channels), "")
+        sender = self.senders.get(channel)
+        if sender is None:
+            return Outcome(MessageStatus.failed.value, f"{channel}: no sender configured", state=state)
+        outbound = OutboundMessage(
+            channel=channel,
+            address=str(message.payload.get("chat_id", "")),
+            subject=None,
+            body=str(message.payload.get("text", "")),
+            meta={"reference": str(message.id), "kind": message.kind},
+        )
+        try:
+            result = await sender.send(outbound)
+        except DeliveryError as exc:
+            tries = message.attempts + 1
+            if exc.permanent or tries >= self.max_transient:
+                return Outcome(
+                    MessageStatus.failed.value,
+                    f"{channel}: {exc.reason}",
+                    channel=channel,
+                    sends=1,
+                    state=state,
+                )
+            delay = max(exc.retry_after or 0.0, backoff(tries, rng=self.rng))
+            again = now + timedelta(seconds=delay)
+            return Outcome(
+                MessageStatus.queued.value,
+                f"{channel}: {exc.reason}",
+                next_attempt_at=again,
+                channel=channel,
+                sends=1,
+                state=state,
+            )
+        return Outcome(
+            MessageStatus.sent.value,
+            None,
+            channel=channel,
+            provider_id=result.provider_id,
+            sends=1,
+            state=state,
+        )
 
     async def record(self, job: repo.Job, token: datetime, o: Outcome) -> None:
         message, now = job.message, self.clock.now()

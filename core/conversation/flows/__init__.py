@@ -1,0 +1,1 @@
+"""Conversation flows: each answers one kind of request."""

@@ -1,0 +1,169 @@
+"""Queries for the conversation: chats (locked per inbound message), handled message ids, a
+debtor's open invoices as the chat shows them, invoices scoped to one debtor, link tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from core.base import new_id, table_of
+from core.bulk import insert_ignore
+from core.conversation.models import Chat, ChatInbound, LinkToken
+from core.debtors.models import ContactPoint
+from core.dunning.models import DunningPolicy, DunningState
+from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceDocument
+from core.ledger import service as ledger
+from core.ledger.service import InvoiceBalance
+from core.money import Money
+
+
+async def chat_for_update(
+    session: AsyncSession, channel: str, chat_id: str, *, locale: str, now: datetime
+) -> Chat:
+    """The chat, created on first contact, locked for this message (two deliveries of one update,
+    or two quick messages, are handled one after the other)."""
+    await insert_ignore(
+        session,
+        table_of(Chat),
+        [
+            {
+                "id": new_id(),
+                "channel": channel,
+                "chat_id": chat_id,
+                "locale": locale,
+                "data": {},
+                "failures": [],
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+    )
+    stmt = (
+        select(Chat)
+        .where(col(Chat.channel) == channel, col(Chat.chat_id) == chat_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(stmt)).one()
+
+
+async def first_time(session: AsyncSession, chat_pk: uuid.UUID, message_id: str, now: datetime) -> bool:
+    """Record a provider message id; False when it was handled before (a redelivery)."""
+    row = {"chat_pk": chat_pk, "message_id": message_id[:128], "created_at": now}
+    return await insert_ignore(session, table_of(ChatInbound), [row]) == 1
+
+
+async def forget_inbound_before(session: AsyncSession, before: datetime) -> int:
+    """Housekeeping: providers redeliver within hours, not weeks."""
+    result = await session.execute(delete(ChatInbound).where(col(ChatInbound.created_at) < before))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+@dataclass(frozen=True)
+class OpenInvoice:
+    id: uuid.UUID
+    balance: InvoiceBalance
+
+    @property
+    def number(self) -> str:
+        return self.balance.number
+
+    @property
+    def open(self) -> Money:
+        return self.balance.open
+
+
+async def open_invoices(session: AsyncSession, debtor_id: uuid.UUID, today: date) -> list[OpenInvoice]:
+    """The debtor's payable invoices with money open, oldest due first (from the ledger)."""
+    balance = await ledger.debtor_balance(session, debtor_id, today)
+    payable = {s.value for s in PAYABLE_STATUSES}
+    wanted = [b for b in balance.invoices if b.status in payable and b.open.minor > 0]
+    if not wanted:
+        return []
+    rows = await session.execute(
+        select(col(Invoice.external_id), col(Invoice.id)).where(
+            col(Invoice.debtor_id) == debtor_id,
+            col(Invoice.external_id).in_([b.external_id for b in wanted]),
+        )
+    )
+    ids = {ext: iid for ext, iid in rows.all()}
+    return [OpenInvoice(ids[b.external_id], b) for b in wanted if b.external_id in ids]
+
+
+async def invoice_of_debtor(session: AsyncSession, debtor_id: uuid.UUID, number: str) -> Invoice | None:
+    """An invoice by number, only if it belongs to this debtor (another debtor's is "not found")."""
+    stmt = select(Invoice).where(col(Invoice.number) == number, col(Invoice.debtor_id) == debtor_id)
+    return (await session.scalars(stmt)).first()
+
+
+async def invoice_by_number(session: AsyncSession, number: str) -> Invoice | None:
+    """For identification only: the caller proves ownership with the amount before seeing anything."""
+    stmt = select(Invoice).where(func.upper(col(Invoice.number)) == number.strip().upper())
+    return (await session.scalars(stmt)).first()
+
+
+async def document(session: AsyncSession, invoice_id: uuid.UUID) -> InvoiceDocument | None:
+    return await session.get(InvoiceDocument, invoice_id)
+
+
+async def promise_max_days(session: AsyncSession, invoice_ids: list[uuid.UUID]) -> int | None:
+    """The strictest promise limit among the invoices' policies (None: none of them in dunning)."""
+    if not invoice_ids:
+        return None
+    stmt = (
+        select(func.min(col(DunningPolicy.promise_max_days)))
+        .join(DunningState, col(DunningState.policy_id) == col(DunningPolicy.id))
+        .where(col(DunningState.invoice_id).in_(invoice_ids))
+    )
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    return int(value) if value is not None else None
+
+
+async def hold_states(session: AsyncSession, invoice_ids: list[uuid.UUID]) -> dict[uuid.UUID, DunningState]:
+    if not invoice_ids:
+        return {}
+    stmt = select(DunningState).where(col(DunningState.invoice_id).in_(invoice_ids))
+    return {s.invoice_id: s for s in (await session.scalars(stmt)).all()}
+
+
+async def contact_point(
+    session: AsyncSession, debtor_id: uuid.UUID, kind: str, address: str
+) -> ContactPoint | None:
+    stmt = select(ContactPoint).where(
+        col(ContactPoint.debtor_id) == debtor_id,
+        col(ContactPoint.kind) == kind,
+        col(ContactPoint.address) == address,
+    )
+    return (await session.scalars(stmt)).first()
+
+
+async def detach_chat_points(session: AsyncSession, kind: str, address: str, keep: uuid.UUID) -> None:
+    """A chat belongs to one debtor: drop its contact point from any other debtor."""
+    await session.execute(
+        delete(ContactPoint).where(
+            col(ContactPoint.kind) == kind,
+            col(ContactPoint.address) == address,
+            col(ContactPoint.debtor_id) != keep,
+        )
+    )
+
+
+async def token_for_update(session: AsyncSession, token_hash: str) -> LinkToken | None:
+    stmt = select(LinkToken).where(col(LinkToken.token_hash) == token_hash).with_for_update()
+    return (await session.scalars(stmt)).first()
+
+
+async def chats_of(session: AsyncSession, debtor_id: uuid.UUID) -> list[Chat]:
+    stmt = select(Chat).where(col(Chat.debtor_id) == debtor_id).order_by(col(Chat.last_inbound_at).desc())
+    return list((await session.scalars(stmt)).all())
+
+
+async def chat_of(session: AsyncSession, channel: str, chat_id: str) -> Chat | None:
+    """A chat by its channel address, e.g. for WhatsApp's 24-hour window (``last_inbound_at``)."""
+    stmt = select(Chat).where(col(Chat.channel) == channel, col(Chat.chat_id) == chat_id)
+    return (await session.scalars(stmt)).first()
