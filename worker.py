@@ -18,6 +18,8 @@ from redis.exceptions import RedisError
 
 from bots.email.sender import EmailSender
 from bots.sms.sender import SmsSender
+from bots.telegram.sender import TelegramSender
+from bots.whatsapp.sender import WhatsAppSender
 from core.access import service as access
 from core.config import Settings
 from core.db import Database
@@ -27,7 +29,7 @@ from core.events import service as events
 from core.logging import configure as configure_logging
 from core.messaging.delivery import deliver
 from core.messaging.ratelimit import RateLimiter
-from core.ports import MessageSender, SystemClock
+from core.ports import Clock, MessageSender, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 log = structlog.get_logger(__name__)
@@ -39,16 +41,22 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx.setdefault("db", Database.from_url(settings.database_url))
     ctx.setdefault("clock", SystemClock())
     if "senders" not in ctx:
-        ctx["senders"] = build_senders(settings)
+        ctx["senders"] = build_senders(settings, ctx["db"], ctx["clock"])
     if "limiter" not in ctx:
         ctx["limiter"] = RateLimiter(settings.redis_url or "memory://")
 
 
-def build_senders(settings: Settings) -> dict[str, MessageSender]:
-    """The channels that are configured: email with SMTP_URL, SMS with SMS_API_URL."""
+def build_senders(
+    settings: Settings, db: Database | None = None, clock: Clock | None = None
+) -> dict[str, MessageSender]:
+    """The channels that are configured: email with SMTP_URL, SMS with SMS_API_URL, Telegram with
+    TELEGRAM_BOT_TOKEN, WhatsApp with WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID (it needs the
+    database for the 24-hour window)."""
     candidates: list[MessageSender | None] = [
         EmailSender.from_settings(settings),
         SmsSender.from_settings(settings),
+        TelegramSender.from_settings(settings, db=db, clock=clock),
+        WhatsAppSender.from_settings(settings, db, clock=clock) if db is not None else None,
     ]
     return {sender.channel: sender for sender in candidates if sender is not None}
 

@@ -11,6 +11,9 @@ from api import problems
 from api.deps import Services, refuse_nul, require_json
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import debtors, dunning, health, invoices, ledger
+from api.webhooks import telegram as telegram_webhook
+from api.webhooks import whatsapp as whatsapp_webhook
+from bots.wiring import build_chat_bots
 from core.config import Settings
 from core.db import Database
 from core.ports import Clock, SystemClock
@@ -39,9 +42,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         redis = connect_redis(settings)
         clock: Clock = SystemClock()
         app.state.services = Services(settings=settings, db=db, redis=redis, clock=clock)
+        chat = build_chat_bots(settings, db, clock)
+        app.state.telegram, app.state.whatsapp = chat.telegram, chat.whatsapp
         try:
             yield
         finally:
+            await chat.aclose()
             await redis.aclose()
             await db.dispose()
 
@@ -66,4 +72,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     v1.include_router(dunning.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(telegram_webhook.router)
+    app.include_router(whatsapp_webhook.router)
     return app

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from core.access.models import ApiKey, IdempotencyRecord
 from core.audit import AuditEvent
+from core.channels.models import ChatWindow
 from core.debtors.models import ContactPoint, Debtor
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, Promise
 from core.events.models import Event, WebhookDelivery
@@ -17,6 +18,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiKey",
     "AuditEvent",
+    "ChatWindow",
     "ContactPoint",
     "CreditNote",
     "Debtor",

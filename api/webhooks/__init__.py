@@ -1,0 +1,1 @@
+"""Inbound webhooks of the chat channels (Telegram, WhatsApp)."""
