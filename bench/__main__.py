@@ -9,7 +9,8 @@ Environment:
 and each benchmark's own settings (intake: BENCH_INVOICES, BENCH_DEBTORS, BENCH_COPY_REPEATS,
 BENCH_IDEMPOTENCY=0 to send no Idempotency-Key; dunning, in <database>_dunning: BENCH_DUNNING_INVOICES,
 BENCH_DUNNING_SMALL_INVOICES, BENCH_DUNNING_DUE, BENCH_DUNNING_DEBTORS, BENCH_DUNNING_REPEATS,
-BENCH_DUNNING_EXPLAIN=1 to profile the sweep's statements even when every goal is met).
+BENCH_DUNNING_EXPLAIN=1 to profile the sweep's statements even when every goal is met; telegram, in
+<database>_telegram: BENCH_TELEGRAM_REMINDERS, BENCH_TELEGRAM_CHATS, BENCH_REDIS_URL for the shared rate limiter).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from bench import dunning, intake
+from bench import dunning, intake, telegram_delivery
 from bench.report import (
     BENCH_DIR,
     BENCHMARKS_MD,
@@ -38,7 +39,7 @@ from bench.report import (
 )
 
 # Later benchmarks add their module here; every run measures all of them again.
-BENCHMARKS: list[Callable[[Context], Section]] = [intake.run, dunning.run]
+BENCHMARKS: list[Callable[[Context], Section]] = [intake.run, dunning.run, telegram_delivery.run]
 
 
 def _out_of_time(_signum: int, _frame: FrameType | None) -> None:
