@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import sys
 import time
 import uuid
@@ -52,6 +53,7 @@ class Outcome:
     wall_s: float
     sent_in_db: int
     worker_stats: list[dict[str, Any]]
+    worker_cpu_s: float
 
     @property
     def rate(self) -> float:
@@ -171,6 +173,7 @@ async def _deliver(ctx: Context, url: str, redis_url: str, reminders: int, chats
     prefix = f"bench:telegram:{uuid.uuid4()}"
     async with telegram_api(enforce_limits=True, overall=OVERALL, per_chat=1) as fake:
         started = time.monotonic()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         env = {k: v for k, v in os.environ.items() if not k.startswith("DUEBOT_")} | {
             "DUEBOT_LOG_LEVEL": "WARNING"
         }
@@ -194,6 +197,8 @@ async def _deliver(ctx: Context, url: str, redis_url: str, reminders: int, chats
         ]
         outputs = await asyncio.gather(*(p.communicate() for p in procs))
         wall = time.monotonic() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         if any(p.returncode for p in procs):
             raise SystemExit(f"telegram: a worker failed: {[p.returncode for p in procs]}")
         accepted = fake.delivered
@@ -206,7 +211,7 @@ async def _deliver(ctx: Context, url: str, redis_url: str, reminders: int, chats
     finally:
         await conn.close()
     span = accepted[-1].at - accepted[0].at if len(accepted) > 1 else 0.0
-    return Outcome(reminders, chats, len(accepted), fake.too_many, span, wall, sent_in_db, stats)
+    return Outcome(reminders, chats, len(accepted), fake.too_many, span, wall, sent_in_db, stats, cpu)
 
 
 async def _worker(url: str, redis_url: str, api_base: str, prefix: str, deadline: float) -> dict[str, Any]:
@@ -279,6 +284,8 @@ def _markdown(o: Outcome) -> str:
             f"| achieved rate | {o.rate:.2f}/s = {o.rate / OVERALL:.3f} of 30/s (goal ≥ {RATE_GOAL}) |",
             f"| 429s received | {o.too_many} (goal 0) |",
             f"| wall clock, worker start-up included | {o.wall_s:.1f} s |",
+            f"| CPU time of the two workers (user + system) | {o.worker_cpu_s:.1f} s, "
+            f"{1000 * o.worker_cpu_s / max(1, o.accepted):.1f} ms per reminder |",
             "",
             per_worker + ".",
         ]
@@ -292,6 +299,9 @@ def main(argv: list[str]) -> int:
         )
         return 2
     _, url, redis_url, api_base, prefix, deadline = argv
+    from core.logging import configure
+
+    configure("WARNING")  # as `duebot worker` with DUEBOT_LOG_LEVEL=WARNING: no line per message
     totals = asyncio.run(_worker(url, redis_url, api_base, prefix, float(deadline)))
     print(json.dumps(totals), flush=True)
     return 0
