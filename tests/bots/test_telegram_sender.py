@@ -232,3 +232,28 @@ def test_the_worker_has_a_telegram_sender_when_a_token_is_set(db: Database) -> N
     configured = bare.model_copy(update={"telegram_bot_token": SecretStr(TOKEN)})
     built = worker.build_senders(configured, db)
     assert isinstance(built["telegram"], TelegramSender)
+
+
+async def test_the_fake_enforces_flood_control_like_telegram() -> None:
+    """The benchmark's referee: beyond 30 sends a second, or a second send to one chat, is a 429."""
+    async with telegram_api(enforce_limits=True, clock=lambda: 100.0) as strict:  # all in one instant
+        flood = TelegramSender(make_bot(TOKEN, strict.base))
+        try:
+            for chat in range(30):
+                await flood.send(OutboundMessage("telegram", str(chat), None, "hi"))
+            with pytest.raises(DeliveryError) as overall:
+                await flood.send(OutboundMessage("telegram", "30", None, "hi"))
+        finally:
+            await flood.aclose()
+    assert overall.value.retry_after == 1 and strict.too_many == 1
+
+    async with telegram_api(enforce_limits=True, clock=lambda: 100.0) as strict:
+        flood = TelegramSender(make_bot(TOKEN, strict.base))
+        try:
+            await flood.send(OutboundMessage("telegram", "7", None, "one"))
+            with pytest.raises(DeliveryError):
+                await flood.send(OutboundMessage("telegram", "7", None, "two"))
+            await flood.send(OutboundMessage("telegram", "8", None, "another chat is fine"))
+        finally:
+            await flood.aclose()
+    assert strict.too_many == 1 and len(strict.delivered) == 2

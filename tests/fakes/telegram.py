@@ -25,7 +25,7 @@ import itertools
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,8 +93,15 @@ class _Failure:
 
 class FakeTelegramApi:
     def __init__(
-        self, *, enforce_limits: bool = False, overall: int = 30, per_chat: int = 1, slack: float = 0.05
+        self,
+        *,
+        enforce_limits: bool = False,
+        overall: int = 30,
+        per_chat: int = 1,
+        slack: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.clock = clock  # seconds; tests may freeze it
         self.calls: list[Call] = []
         self.enforce_limits = enforce_limits
         self.overall, self.per_chat, self.window = overall, per_chat, 1.0 - slack
@@ -201,7 +208,7 @@ class FakeTelegramApi:
         for key, value in list(params.items()):  # aiogram sends files as "attach://<field>"
             if value.startswith("attach://") and value[9:] in files:
                 files[key] = files.pop(value[9:])
-        call = Call(method, token, params, files, at=time.monotonic())
+        call = Call(method, token, params, files, at=self.clock())
         self.calls.append(call)
         try:
             return await self._answer(call, request)
