@@ -34,7 +34,12 @@ async def touch(session: AsyncSession, channel: str, chat_id: str, at: datetime)
 
 
 async def points_at(session: AsyncSession, kind: str, address: str) -> list[ContactPoint]:
-    stmt = select(ContactPoint).where(col(ContactPoint.kind) == kind, col(ContactPoint.address) == address)
+    """The contact points of ``kind`` at ``address``; a number also matches its "+" form (WhatsApp
+    reports ``31612345678`` for a point stored as ``+31612345678``)."""
+    addresses = [address, f"+{address}"] if address.isdigit() else [address]
+    stmt = select(ContactPoint).where(
+        col(ContactPoint.kind) == kind, col(ContactPoint.address).in_(addresses)
+    )
     return list((await session.scalars(stmt)).all())
 
 

@@ -18,10 +18,13 @@ from bots.whatsapp.bot import WhatsAppBot
 from bots.whatsapp.client import WhatsAppClient, WhatsAppConfig
 from bots.whatsapp.inbound import signature
 from bots.whatsapp.render import Media, buttons_payload, list_payload, render, template_payload
+from core.channels import service as channels
 from core.conversation.schemas import Attachment, Option, Reply
 from core.db import Database
 from core.ports import FixedClock
-from tests.bots.chat import PDF, PNG, EchoHandler, windows
+from tests import factories
+from tests.bots.chat import PDF, PNG, EchoHandler, add_contact_point, point, windows
+from tests.conftest import NOW
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, TOKEN, FakeWhatsAppApi, whatsapp_api
 
 APP_SECRET = "app-secret-for-tests"
@@ -335,3 +338,17 @@ def test_a_template_fills_its_body_parameter_with_one_line() -> None:
             {"type": "body", "parameters": [{"type": "text", "text": "Hoi Jan, factuur 42 staat open"}]}
         ],
     }
+
+
+async def test_a_blocked_number_that_writes_again_is_usable_again(
+    client: httpx.AsyncClient, whatsapp: WhatsAppBot, db: Database
+) -> None:
+    debtor = await factories.debtor(db)
+    await add_contact_point(db, debtor, "whatsapp", f"+{WA_ID}")  # stored in E.164, reported without "+"
+    async with db.session_scope() as s:
+        await channels.mark_blocked(s, "whatsapp", WA_ID, NOW, reason="stopped our messages")
+    assert (await point(db, "whatsapp", f"+{WA_ID}")).last_delivery_status == "blocked"
+
+    await post(client, whatsapp, notification([text("hello again")]))
+
+    assert (await point(db, "whatsapp", f"+{WA_ID}")).last_delivery_status == "unblocked"
