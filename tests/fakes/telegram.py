@@ -106,6 +106,7 @@ class FakeTelegramApi:
         self.enforce_limits = enforce_limits
         self.overall, self.per_chat, self.window = overall, per_chat, 1.0 - slack
         self.too_many = 0
+        self.too_many_overall = self.too_many_per_chat = 0  # which limit said 429
         self.blocked: set[str] = set()
         self.webhook: dict[str, str] | None = None
         self._failures: list[_Failure] = []
@@ -189,7 +190,11 @@ class FakeTelegramApi:
         chat = self._recent_per_chat.setdefault(call.chat_id or "", deque())
         while chat and now - chat[0] >= self.window:
             chat.popleft()
-        if len(self._recent) >= self.overall or len(chat) >= self.per_chat:
+        if len(self._recent) >= self.overall:
+            self.too_many_overall += 1
+            return True
+        if len(chat) >= self.per_chat:
+            self.too_many_per_chat += 1
             return True
         self._recent.append(now)
         chat.append(now)
