@@ -257,3 +257,22 @@ async def test_the_fake_enforces_flood_control_like_telegram() -> None:
         finally:
             await flood.aclose()
     assert strict.too_many == 1 and len(strict.delivered) == 2
+
+
+async def test_a_chats_one_second_is_waited_out_in_the_same_pass(
+    db: Database,
+    senders: dict[str, MessageSender],
+    fake: FakeTelegramApi,
+    clock: FixedClock,
+    limiter: RateLimiter,
+) -> None:
+    """Two reminders to one chat (two debtors share it): the second goes a second later, not a pass later."""
+    first = await remind_on_telegram(db, "42")
+    second = await remind_on_telegram(db, "42")
+
+    stats = await run(db, senders, clock, limiter)
+
+    assert (stats.sent, stats.requeued) == (2, 0)
+    one, two = fake.delivered
+    assert two.at - one.at >= 0.95  # Telegram's one message a second per chat
+    assert {(await reminder_of(db, d)).status for d in (first, second)} == {"sent"}
