@@ -26,7 +26,7 @@ import resource
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -56,6 +56,7 @@ class Outcome:
     worker_cpu_s: float
     too_many_overall: int = 0
     too_many_per_chat: int = 0
+    per_second: list[int] = field(default_factory=list)  # accepted sends in each second
 
     @property
     def rate(self) -> float:
@@ -217,6 +218,8 @@ async def _deliver(ctx: Context, url: str, redis_url: str, reminders: int, chats
             raise SystemExit(f"telegram: a worker failed: {[p.returncode for p in procs]}")
         accepted = fake.delivered
         too_many, overall, per_chat = fake.too_many, fake.too_many_overall, fake.too_many_per_chat
+        seconds = [int(c.at - accepted[0].at) for c in accepted] if accepted else []
+        per_second = [seconds.count(n) for n in range(max(seconds, default=-1) + 1)]
         stats = [json.loads(out.decode().strip().splitlines()[-1]) for out, _ in outputs]
     conn = await pg.connect(url)
     try:
@@ -238,6 +241,7 @@ async def _deliver(ctx: Context, url: str, redis_url: str, reminders: int, chats
         cpu,
         too_many_overall=overall,
         too_many_per_chat=per_chat,
+        per_second=per_second,
     )
 
 
@@ -316,12 +320,18 @@ def _markdown(o: Outcome) -> str:
             f"| achieved rate | {o.rate:.2f}/s = {o.rate / OVERALL:.3f} of 30/s (goal ≥ {RATE_GOAL}) |",
             f"| 429s received | {o.too_many} (goal 0): {o.too_many_overall} over 30/s, {o.too_many_per_chat} per chat |",
             f"| wall clock, worker start-up included | {o.wall_s:.1f} s |",
+            f"| sends per second: median, slowest | {_median(o.per_second)}, {min(o.per_second[:-1] or [0])} |",
             f"| CPU time of the two workers (user + system) | {o.worker_cpu_s:.1f} s, "
             f"{1000 * o.worker_cpu_s / max(1, o.accepted):.1f} ms per reminder |",
             "",
             per_worker + ".",
         ]
     )
+
+
+def _median(values: list[int]) -> float:
+    ordered = sorted(values[:-1] or values)  # the last second is partial
+    return ordered[len(ordered) // 2] if ordered else 0
 
 
 def main(argv: list[str]) -> int:
