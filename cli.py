@@ -189,6 +189,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         f"  worker       in-process: dunning sweep hourly (and now), deliveries and webhooks every minute\n",
         flush=True,
     )
+    from bots import wiring
+
+    if wiring.wants_polling(settings):
+        print(
+            "  telegram     long polling (PUBLIC_BASE_URL is local); webhooks: duebot telegram set-webhook\n"
+        )
     asyncio.run(
         _serve_with_worker(
             settings,
@@ -220,9 +226,14 @@ async def _serve_with_worker(settings: Settings, config: Any) -> None:
         poll_delay=0.5,
     )
     jobs = asyncio.create_task(arq_worker.async_run())
+    from bots import wiring
+
+    polling = asyncio.create_task(wiring.poll_telegram(settings)) if wiring.wants_polling(settings) else None
     try:
         await uvicorn.Server(config).serve()  # returns on Ctrl-C
     finally:
+        if polling is not None:
+            polling.cancel()
         jobs.cancel()
         await arq_worker.close()
 
@@ -398,6 +409,36 @@ def cmd_bank(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, run)
 
 
+def cmd_telegram(settings: Settings, args: argparse.Namespace) -> int:
+    """`duebot telegram set-webhook`: register PUBLIC_BASE_URL/webhooks/telegram with the secret."""
+    token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
+    secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else ""
+    if not token or not secret:
+        print("error: set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET first", file=sys.stderr)
+        return 2
+    from bots.telegram.bot import make_bot, register_webhook, webhook_url  # aiogram loads slowly
+
+    bot = make_bot(token, settings.telegram_api_base)
+    url = webhook_url(settings.public_base_url)
+
+    async def run() -> bool:
+        try:
+            return await register_webhook(bot, url, secret)
+        finally:
+            await bot.session.close()
+
+    try:
+        done = asyncio.run(run())
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # aiogram's TelegramAPIError and network errors, said plainly
+        print(f"error: Telegram refused the webhook: {exc}", file=sys.stderr)
+        return 1
+    print(f"Telegram webhook set to {url}" if done else "Telegram did not confirm the webhook")
+    return 0 if done else 1
+
+
 def _safe_url(settings: Settings) -> str:
     from sqlalchemy.engine import make_url
 
@@ -463,6 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
     bki = bksub.add_parser("import", help="import a statement; matched payments are posted")
     bki.add_argument("file")
 
+    tg = sub.add_parser("telegram", help="the Telegram bot")
+    tgsub = tg.add_subparsers(dest="action", required=True)
+    tgsub.add_parser("set-webhook", help="register PUBLIC_BASE_URL/webhooks/telegram with Telegram")
+
     sub.add_parser("demo", help="seed the demo data (once)")
     sub.add_parser("worker", help="the arq worker (needs REDIS_URL)")
     return p
@@ -479,6 +524,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "dunning": cmd_dunning,
     "bank": cmd_bank,
     "worker": cmd_worker,
+    "telegram": cmd_telegram,
 }
 
 

@@ -21,6 +21,8 @@ from bots.email.sender import EmailSender
 from bots.slack import notify as slack_notify
 from bots.slack.deps import build_client as build_slack_client
 from bots.sms.sender import SmsSender
+from bots.telegram.sender import TelegramSender
+from bots.whatsapp.sender import WhatsAppSender
 from core.access import service as access
 from core.audit import SYSTEM
 from core.config import Settings
@@ -37,7 +39,7 @@ from core.payments import refunds
 from core.payments import repository as psp_repo
 from core.payments.reminders import ReminderPayOptions
 from core.plans.sweep import PlanSweepResult, sweep_instalments
-from core.ports import MessageSender, PaymentProviderError, SystemClock
+from core.ports import Clock, MessageSender, PaymentProviderError, SystemClock
 
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 log = structlog.get_logger(__name__)
@@ -49,7 +51,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx.setdefault("db", Database.from_url(settings.database_url))
     ctx.setdefault("clock", SystemClock())
     if "senders" not in ctx:
-        ctx["senders"] = build_senders(settings)
+        ctx["senders"] = build_senders(settings, ctx["db"], ctx["clock"])
     if "limiter" not in ctx:
         ctx["limiter"] = RateLimiter(settings.redis_url or "memory://")
     if "slack" not in ctx and settings.slack_bot_token is not None:
@@ -58,11 +60,17 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["payments"] = payment_providers.from_settings(settings)
 
 
-def build_senders(settings: Settings) -> dict[str, MessageSender]:
-    """The channels that are configured: email with SMTP_URL, SMS with SMS_API_URL."""
+def build_senders(
+    settings: Settings, db: Database | None = None, clock: Clock | None = None
+) -> dict[str, MessageSender]:
+    """The channels that are configured: email with SMTP_URL, SMS with SMS_API_URL, Telegram with
+    TELEGRAM_BOT_TOKEN, WhatsApp with WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID (it needs the
+    database for the 24-hour window)."""
     candidates: list[MessageSender | None] = [
         EmailSender.from_settings(settings),
         SmsSender.from_settings(settings),
+        TelegramSender.from_settings(settings, db=db, clock=clock),
+        WhatsAppSender.from_settings(settings, db, clock=clock) if db is not None else None,
     ]
     return {sender.channel: sender for sender in candidates if sender is not None}
 

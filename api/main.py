@@ -26,6 +26,9 @@ from api.routes import (
 )
 from api.webhooks import mollie as mollie_webhook
 from api.webhooks import slack as slack_webhook
+from api.webhooks import telegram as telegram_webhook
+from api.webhooks import whatsapp as whatsapp_webhook
+from bots.wiring import build_chat_bots
 from core.config import Settings
 from core.db import Database
 from core.payments import providers
@@ -57,9 +60,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         app.state.services = Services(
             settings=settings, db=db, redis=redis, clock=clock, payments=providers.from_settings(settings)
         )
+        chat = build_chat_bots(settings, db, clock)
+        app.state.telegram, app.state.whatsapp = chat.telegram, chat.whatsapp
         try:
             yield
         finally:
+            await chat.aclose()
             await redis.aclose()
             await db.dispose()
 
@@ -95,4 +101,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(mollie_webhook.router)
     app.include_router(pay_pages.router)
     app.include_router(demo_chat.router)
+    app.include_router(telegram_webhook.router)
+    app.include_router(whatsapp_webhook.router)
     return app

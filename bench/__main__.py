@@ -10,7 +10,9 @@ and each benchmark's own settings (intake: BENCH_INVOICES, BENCH_DEBTORS, BENCH_
 BENCH_IDEMPOTENCY=0 to send no Idempotency-Key; dunning, in <database>_dunning: BENCH_DUNNING_INVOICES,
 BENCH_DUNNING_SMALL_INVOICES, BENCH_DUNNING_DUE, BENCH_DUNNING_DEBTORS, BENCH_DUNNING_REPEATS,
 BENCH_DUNNING_EXPLAIN=1 to profile the sweep's statements even when every goal is met; payments, in
-<database>_payments: BENCH_WEBHOOKS, BENCH_WEBHOOK_CONCURRENCY).
+<database>_payments: BENCH_WEBHOOKS, BENCH_WEBHOOK_CONCURRENCY; telegram, in <database>_telegram:
+BENCH_TELEGRAM_REMINDERS, BENCH_TELEGRAM_CHATS, BENCH_REDIS_URL for the shared rate limiter; bank, in
+<database>_bank: BENCH_BANK_LINES, BENCH_BANK_INVOICES, BENCH_BANK_DEBTORS).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from bench import bank, dunning, intake, payments
+from bench import bank, dunning, intake, payments, telegram_delivery
 from bench.report import (
     BENCH_DIR,
     BENCHMARKS_MD,
@@ -39,7 +41,13 @@ from bench.report import (
 )
 
 # Later benchmarks add their module here; every run measures all of them again.
-BENCHMARKS: list[Callable[[Context], Section]] = [intake.run, dunning.run, payments.run, bank.run]
+BENCHMARKS: list[Callable[[Context], Section]] = [
+    intake.run,
+    dunning.run,
+    telegram_delivery.run,
+    payments.run,
+    bank.run,
+]
 
 
 def _out_of_time(_signum: int, _frame: FrameType | None) -> None:

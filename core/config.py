@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     whatsapp_app_secret: SecretStr | None = None
     whatsapp_verify_token: SecretStr | None = None
     whatsapp_api_base: str = "https://graph.facebook.com/v21.0"
+    # Outside the 24-hour window only an approved template may be sent (README, "WhatsApp").
+    whatsapp_reminder_template: str | None = None
+    whatsapp_reminder_template_language: str = "en"
+    whatsapp_reminder_template_body_param: bool = True
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None

@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from core.access.models import ApiKey, IdempotencyRecord
 from core.audit import AuditEvent
+from core.channels.models import ChatWindow
 from core.conversation.models import Chat, ChatInbound, LinkToken
 from core.debtors.models import ContactPoint, Debtor
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, Promise
@@ -25,6 +26,7 @@ __all__ = [
     "BankStatement",
     "Chat",
     "ChatInbound",
+    "ChatWindow",
     "ContactPoint",
     "CreditNote",
     "Debtor",

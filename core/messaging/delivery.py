@@ -14,7 +14,8 @@ message), then handles each message on its own:
    message's channels. Per channel, the contact points of its kind that are not opted out, have
    consent and are not ``bounced``/``blocked``, best (verified, newest) first; a channel needs a sender.
 4. Per candidate, no transaction open: render (a template error fails the message visibly), take a
-   rate-limit slot (none free: requeue for when one is, no failure), send.
+   rate-limit slot (a wait of up to a second is slept through; a longer one requeues the message for
+   when a slot is free, no failure), send.
    - success: ``sent``;
    - permanent error: the contact point is marked (``bounced``, ``blocked`` or ``failed``) and the next
      candidate is tried in the same pass (fallback);
@@ -33,6 +34,7 @@ started back to the queue.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -70,6 +72,8 @@ PayOptionsHook = Callable[["repo.Job"], Awaitable[tuple[dict[str, Any], list[tup
 WEEK = timedelta(days=7)
 CHAT_KIND = "chat"  # a message into a debtor's chat, from staff (core.conversation.relay)
 LIMITER_DOWN_WAIT = timedelta(seconds=5)
+INLINE_WAIT = 1.0  # seconds: a shorter rate-limit wait is slept through in place instead of requeueing
+INLINE_WAIT_TOTAL = 2.0  # seconds per message at most
 
 
 @dataclass
@@ -264,6 +268,19 @@ class _Run:
         else:
             stats.failed += 1
 
+    @staticmethod
+    async def _slot(limiter: RateLimiter, channel: str, recipient: str) -> float | None:
+        """A send slot now (None), or how long to wait for one. A short wait (a full second of
+        Telegram's 30/s, a chat's 1/s) is slept through here: a requeued message would only come back
+        on a later pass, after another claim and load, so the slot would go unused meanwhile."""
+        waited = 0.0
+        while True:
+            wait = await limiter.acquire(channel, recipient)
+            if wait is None or wait > INLINE_WAIT or waited + wait > INLINE_WAIT_TOTAL:
+                return wait
+            await asyncio.sleep(wait)
+            waited += wait
+
     async def decide(self, job: repo.Job, now: datetime) -> Outcome:
         if job.message.kind == CHAT_KIND:
             return await self.chat(job, now)
@@ -322,7 +339,7 @@ class _Run:
                     return out(MessageStatus.failed.value, f"{channel}: {exc.message}", channel=channel)
                 if self.limiter is not None:
                     try:
-                        wait = await self.limiter.acquire(channel, point.address)
+                        wait = await self._slot(self.limiter, channel, point.address)
                     except Exception as exc:  # Redis unreachable: wait, do not fail the message
                         log.warning("delivery.limiter_unavailable", error=repr(exc))
                         again = now + LIMITER_DOWN_WAIT

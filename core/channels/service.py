@@ -1,0 +1,78 @@
+"""What the chat adapters tell core about a chat: it wrote to us, or it blocked us.
+
+``record_inbound`` keeps the last inbound time per chat (WhatsApp's 24-hour window, see
+:func:`window_open`). ``mark_blocked`` marks every contact point that is this chat as ``blocked``,
+so that delivery skips it and falls back to the next channel (core/messaging/delivery.py), and writes
+an audit event per point. A chat that writes to us again is no longer blocked: ``record_inbound``
+clears the mark (a Telegram user who unblocked the bot and pressed Start).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit
+from core.audit import SYSTEM, Actor
+from core.channels import repository as repo
+
+WINDOW = timedelta(hours=24)
+BLOCKED = "blocked"
+KIND_OF_CHANNEL = {"telegram": "telegram", "whatsapp": "whatsapp"}
+
+
+async def record_inbound(session: AsyncSession, channel: str, chat_id: str, at: datetime) -> None:
+    """The chat wrote to us at ``at``; a contact point marked blocked for it is usable again."""
+    await repo.touch(session, channel, chat_id, at)
+    kind = KIND_OF_CHANNEL.get(channel)
+    if kind is None:
+        return
+    for point in await repo.points_at(session, kind, chat_id):
+        if point.last_delivery_status == BLOCKED:
+            await repo.set_point_status(session, point.id, "unblocked", at)
+            await audit.record(
+                session,
+                Actor("debtor", chat_id),
+                "contact_point.unblocked",
+                "contact_point",
+                point.id,
+                before={"last_delivery_status": BLOCKED},
+                after={"last_delivery_status": "unblocked"},
+            )
+
+
+async def last_inbound(session: AsyncSession, channel: str, chat_id: str) -> datetime | None:
+    return await repo.last_inbound(session, channel, chat_id)
+
+
+async def window_open(
+    session: AsyncSession, channel: str, chat_id: str, now: datetime, *, window: timedelta = WINDOW
+) -> bool:
+    """True when the chat wrote to us less than ``window`` ago (free-form messages are allowed)."""
+    last = await repo.last_inbound(session, channel, chat_id)
+    return last is not None and now - last < window
+
+
+async def mark_blocked(
+    session: AsyncSession, channel: str, chat_id: str, at: datetime, *, reason: str = ""
+) -> int:
+    """The chat blocked us (Telegram 403): mark its contact points; returns how many changed."""
+    kind = KIND_OF_CHANNEL.get(channel, channel)
+    changed = 0
+    for point in await repo.points_at(session, kind, chat_id):
+        if point.last_delivery_status == BLOCKED:
+            continue
+        before = point.last_delivery_status
+        await repo.set_point_status(session, point.id, BLOCKED, at)
+        await audit.record(
+            session,
+            SYSTEM,
+            "contact_point.blocked",
+            "contact_point",
+            point.id,
+            before={"last_delivery_status": before},
+            after={"last_delivery_status": BLOCKED, "reason": reason[:200]},
+        )
+        changed += 1
+    return changed

@@ -1,0 +1,30 @@
+"""chat windows: the last inbound message per chat (WhatsApp's 24-hour window)
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-24
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0012"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "chat_windows",
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("chat_id", sa.String(length=128), nullable=False),
+        sa.Column("last_inbound_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("channel", "chat_id"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("chat_windows")
