@@ -1,7 +1,7 @@
 """bank statements, their lines, and the IBANs learned per debtor
 
-Revision ID: 0009
-Revises: 0013
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-24
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0009"
-down_revision: str | None = "0013"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """the sweep reads dunning states only: due date copied onto the state, actions keyed to states
 (their debtor key was redundant with the state's)
 
-Revision ID: 0014
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-24
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

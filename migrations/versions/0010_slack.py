@@ -1,7 +1,7 @@
 """staff posts (Slack: batch approvals, broken promises, threads)
 
-Revision ID: 0013
-Revises: 0010
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-24
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0013"
-down_revision: str | None = "0010"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """payment plans: plan policies (default seeded), plans, covered invoices, instalments, reminders
 
-Revision ID: 0010
-Revises: 0014
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-11-24
 """
 
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0010"
-down_revision: str | None = "0014"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
