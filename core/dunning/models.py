@@ -63,7 +63,11 @@ class DunningState(SQLModel, table=True):
     invoice_id: uuid.UUID = Field(foreign_key="invoices.id", primary_key=True, ondelete="CASCADE")
     debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False, index=True)
     policy_id: uuid.UUID = Field(foreign_key="dunning_policies.id", nullable=False)
-    due_date: date = Field(nullable=False)  # the invoice's, copied so the sweep need not read invoices
+    # The invoice's own (immutable) facts, copied so that the sweep need not read invoices.
+    due_date: date = Field(nullable=False)
+    currency: str = Field(max_length=3, nullable=False)
+    invoice_external_id: str = Field(max_length=128, nullable=False)
+    invoice_number: str = Field(max_length=64, nullable=False)
     stage_position: int = Field(default=-1, nullable=False)  # -1: no stage reached yet
     stage_key: str | None = Field(default=None, max_length=32)
     # None: nothing more to do, or the invoice is not open (paid, with the agency): see lifecycle.py

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Date,
     Integer,
     MetaData,
+    String,
     Table,
     Uuid,
     and_,
@@ -57,13 +58,14 @@ from core.debtors.models import Debtor
 from core.dunning.agency import hand_over
 from core.dunning.holds import break_promises
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
-from core.events.service import emit_stage_events
-from core.invoices.models import Invoice, InvoiceStatus
+from core.events.models import Event, EventType
+from core.events.service import EVENT_COLUMNS
+from core.invoices.models import InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message, MessageStatus
 from core.payments.models import PENDING_STATUSES, PspPayment, PspPaymentInvoice
 from core.plans.models import PlanInvoice
-from core.sqlfuncs import add_days, days_between, new_uuid
+from core.sqlfuncs import add_days, days_between, json_object, new_uuid
 
 ACTIVE_STATUSES = (InvoiceStatus.approved.value, InvoiceStatus.open.value)
 
@@ -103,6 +105,10 @@ def due_query(today: date) -> Any:
             col(s.debtor_id).label("debtor_id"),
             col(s.policy_id).label("policy_id"),
             col(s.due_date).label("due_date"),
+            col(s.currency).label("currency"),
+            col(s.invoice_external_id).label("invoice_external_id"),
+            col(s.invoice_number).label("invoice_number"),
+            col(d.external_id).label("debtor_external_id"),
             col(s.stage_position).label("from_position"),
             func.max(stg.position).label("position"),
         )
@@ -118,7 +124,15 @@ def due_query(today: date) -> Any:
         )
         .where(eligible)
         .group_by(
-            col(s.invoice_id), col(s.debtor_id), col(s.policy_id), col(s.due_date), col(s.stage_position)
+            col(s.invoice_id),
+            col(s.debtor_id),
+            col(s.policy_id),
+            col(s.due_date),
+            col(s.currency),
+            col(s.invoice_external_id),
+            col(s.invoice_number),
+            col(d.external_id),
+            col(s.stage_position),
         )
     )
 
@@ -142,6 +156,10 @@ def _due_table(sweep_id: uuid.UUID) -> Table:
         Column("debtor_id", Uuid, nullable=False),
         Column("policy_id", Uuid, nullable=False),
         Column("due_date", Date, nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("invoice_external_id", String(128), nullable=False),
+        Column("invoice_number", String(64), nullable=False),
+        Column("debtor_external_id", String(128), nullable=False),
         Column("from_position", Integer, nullable=False),
         Column("position", Integer, nullable=False),
         prefixes=["TEMPORARY"],
@@ -198,10 +216,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     conn = await session.connection()
     await conn.run_sync(due.create)
     result = await session.execute(
-        insert(due).from_select(
-            ["invoice_id", "debtor_id", "policy_id", "due_date", "from_position", "position"],
-            due_query(today),
-        )
+        insert(due).from_select([c.name for c in due.columns], due_query(today))  # same order
     )
     n_due = int(getattr(result, "rowcount", 0) or 0)
     if n_due and session.get_bind().dialect.name == "postgresql":
@@ -217,7 +232,7 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     if n_actions == 0:
         await _finish(session, conn, due)
         return SweepResult(sweep_id, 0, 0, 0, broken)
-    await emit_stage_events(session, sweep_id, now)
+    await _stage_events(session, due, now)
     await hand_over(session, sweep_id, now)
 
     # 4. Fees and statutory interest of every stage crossed.
@@ -272,6 +287,35 @@ async def _finish(session: AsyncSession, conn: Any, due: Table) -> None:
     await conn.run_sync(due.drop)
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
+
+
+async def _stage_events(session: AsyncSession, due: Table, now: datetime) -> int:
+    """One ``dunning.stage_reached`` event per invoice of this sweep, from the due set alone."""
+    stg = aliased(DunningStage)
+    payload = json_object(
+        literal("invoice"),
+        due.c.invoice_external_id,
+        literal("number"),
+        due.c.invoice_number,
+        literal("debtor"),
+        due.c.debtor_external_id,
+        literal("stage"),
+        col(stg.key),
+    )
+    rows = (
+        select(
+            new_uuid(),
+            literal(EventType.stage_reached.value),
+            due.c.invoice_external_id,
+            payload,
+            literal(False),
+            literal(now),
+        )
+        .select_from(due)
+        .join(stg, and_(col(stg.policy_id) == due.c.policy_id, col(stg.position) == due.c.position))
+    )
+    result = await session.execute(insert(table_of(Event)).from_select(list(EVENT_COLUMNS), rows))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def _messages(session: AsyncSession, due: Table, sweep_id: uuid.UUID, now: datetime) -> int:
@@ -346,7 +390,6 @@ async def _fees(session: AsyncSession, due: Table, today: date, now: datetime) -
     """Fees of every stage crossed, in the invoice's currency, and statutory interest when a stage
     that charges it is crossed: simple interest at the policy's annual rate on the open amount
     (fees and earlier interest excluded) for the days overdue."""
-    inv = table_of(Invoice)
     crossed = aliased(DunningStage)
     stages_crossed = and_(
         col(crossed.policy_id) == due.c.policy_id,
@@ -360,15 +403,21 @@ async def _fees(session: AsyncSession, due: Table, today: date, now: datetime) -
             due.c.invoice_id,
             literal(EntryKind.fee.value),
             col(crossed.fee_minor),
-            inv.c.currency,
+            due.c.currency,
             literal(today),
             literal("dunning fee: ") + col(crossed.key),
             literal(SYSTEM.label),
             literal(now),
         )
         .select_from(due)
-        .join(crossed, and_(stages_crossed, col(crossed.fee_minor).is_not(None)))
-        .join(inv, and_(inv.c.id == due.c.invoice_id, inv.c.currency == col(crossed.fee_currency)))
+        .join(
+            crossed,
+            and_(
+                stages_crossed,
+                col(crossed.fee_minor).is_not(None),
+                col(crossed.fee_currency) == due.c.currency,
+            ),
+        )
     )
     entries = table_of(LedgerEntry)
     result = await session.execute(insert(entries).from_select(ENTRY_COLUMNS, fees))
@@ -395,7 +444,7 @@ async def _fees(session: AsyncSession, due: Table, today: date, now: datetime) -
             due.c.invoice_id,
             literal(EntryKind.interest.value),
             interest_minor,
-            inv.c.currency,
+            due.c.currency,
             literal(today),
             literal("statutory interest at stage ") + col(crossed.key),
             literal(SYSTEM.label),
@@ -404,7 +453,6 @@ async def _fees(session: AsyncSession, due: Table, today: date, now: datetime) -
         .select_from(due)
         .join(pol, col(pol.id) == due.c.policy_id)
         .join(crossed, and_(stages_crossed, col(crossed.charge_interest)))
-        .join(inv, inv.c.id == due.c.invoice_id)
         .where(col(pol.interest_rate_bp) > 0, interest_minor > 0)
     )
     result = await session.execute(insert(entries).from_select(ENTRY_COLUMNS, interest))

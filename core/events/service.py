@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import json
 import random
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +32,7 @@ from core.bulk import copy_records
 from core.db import Database
 from core.events.models import DeliveryState, Event, EventType, WebhookDelivery
 from core.ports import Clock
-from core.sqlfuncs import json_object, new_uuid
+from core.sqlfuncs import new_uuid
 
 EVENT_COLUMNS = ("id", "type", "subject", "payload", "dispatched", "created_at")
 MAX_ATTEMPTS = 12  # with the backoff below: about a day and a half
@@ -58,40 +57,6 @@ async def emit_many(
     now = utcnow()
     events = [(new_id(), event_type, subject, payload, False, now) for subject, payload in items]
     return await copy_records(session, table_of(Event), EVENT_COLUMNS, events)
-
-
-async def emit_stage_events(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -> int:
-    """One ``dunning.stage_reached`` event per action of a sweep, in one INSERT … SELECT."""
-    from core.debtors.models import Debtor
-    from core.dunning.models import DunningAction
-    from core.invoices.models import Invoice
-
-    payload = json_object(
-        literal("invoice"),
-        col(Invoice.external_id),
-        literal("number"),
-        col(Invoice.number),
-        literal("debtor"),
-        col(Debtor.external_id),
-        literal("stage"),
-        col(DunningAction.stage_key),
-    )
-    rows = (
-        select(
-            new_uuid(),
-            literal(EventType.stage_reached.value),
-            col(Invoice.external_id),
-            payload,
-            literal(False),
-            literal(now),
-        )
-        .select_from(DunningAction)
-        .join(Invoice, col(Invoice.id) == col(DunningAction.invoice_id))
-        .join(Debtor, col(Debtor.id) == col(DunningAction.debtor_id))
-        .where(col(DunningAction.sweep_id) == sweep_id)
-    )
-    result = await session.execute(insert(table_of(Event)).from_select(list(EVENT_COLUMNS), rows))
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def fan_out(
