@@ -12,7 +12,8 @@ BENCH_DUNNING_SMALL_INVOICES, BENCH_DUNNING_DUE, BENCH_DUNNING_DEBTORS, BENCH_DU
 BENCH_DUNNING_EXPLAIN=1 to profile the sweep's statements even when every goal is met; payments, in
 <database>_payments: BENCH_WEBHOOKS, BENCH_WEBHOOK_CONCURRENCY; telegram, in <database>_telegram:
 BENCH_TELEGRAM_REMINDERS, BENCH_TELEGRAM_CHATS, BENCH_REDIS_URL for the shared rate limiter; bank, in
-<database>_bank: BENCH_BANK_LINES, BENCH_BANK_INVOICES, BENCH_BANK_DEBTORS).
+<database>_bank: BENCH_BANK_LINES, BENCH_BANK_INVOICES, BENCH_BANK_DEBTORS; telegram webhook, in
+<database>_tgwebhook: BENCH_TGWEBHOOK_UPDATES, BENCH_TGWEBHOOK_CONCURRENCY, BENCH_TGWEBHOOK_WARMUP).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from bench import bank, dunning, intake, payments, telegram_delivery
+from bench import bank, dunning, intake, payments, telegram_delivery, telegram_webhook
 from bench.report import (
     BENCH_DIR,
     BENCHMARKS_MD,
@@ -47,6 +48,7 @@ BENCHMARKS: list[Callable[[Context], Section]] = [
     telegram_delivery.run,
     payments.run,
     bank.run,
+    telegram_webhook.run,
 ]
 
 

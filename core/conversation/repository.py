@@ -18,7 +18,7 @@ from core.debtors.models import ContactPoint
 from core.dunning.models import DunningPolicy, DunningState
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceDocument
 from core.ledger import service as ledger
-from core.ledger.service import InvoiceBalance
+from core.ledger.service import DebtorBalance, InvoiceBalance
 from core.money import Money
 
 
@@ -26,7 +26,16 @@ async def chat_for_update(
     session: AsyncSession, channel: str, chat_id: str, *, locale: str, now: datetime
 ) -> Chat:
     """The chat, created on first contact, locked for this message (two deliveries of one update,
-    or two quick messages, are handled one after the other)."""
+    or two quick messages, are handled one after the other). A known chat costs one statement."""
+    stmt = (
+        select(Chat)
+        .where(col(Chat.channel) == channel, col(Chat.chat_id) == chat_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    chat = (await session.scalars(stmt)).one_or_none()
+    if chat is not None:
+        return chat
     await insert_ignore(
         session,
         table_of(Chat),
@@ -42,12 +51,6 @@ async def chat_for_update(
                 "updated_at": now,
             }
         ],
-    )
-    stmt = (
-        select(Chat)
-        .where(col(Chat.channel) == channel, col(Chat.chat_id) == chat_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
     )
     return (await session.scalars(stmt)).one()
 
@@ -78,9 +81,15 @@ class OpenInvoice:
         return self.balance.open
 
 
-async def open_invoices(session: AsyncSession, debtor_id: uuid.UUID, today: date) -> list[OpenInvoice]:
-    """The debtor's payable invoices with money open, oldest due first (from the ledger)."""
-    balance = await ledger.debtor_balance(session, debtor_id, today)
+async def open_invoices(
+    session: AsyncSession, debtor_id: uuid.UUID, today: date, *, balance: DebtorBalance | None = None
+) -> list[OpenInvoice]:
+    """The debtor's payable invoices with money open, oldest due first (from the ledger).
+
+    ``balance``: the debtor's balance as of ``today`` when the caller already has it (one ledger
+    read instead of two)."""
+    if balance is None:
+        balance = await ledger.debtor_balance(session, debtor_id, today)
     payable = {s.value for s in PAYABLE_STATUSES}
     wanted = [b for b in balance.invoices if b.status in payable and b.open.minor > 0]
     if not wanted:

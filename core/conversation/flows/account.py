@@ -28,7 +28,7 @@ async def balance(ctx: Ctx) -> list[Reply]:
         for c in bal.currencies.values()
         if c.open or c.credit
     ]
-    invoices = await repo.open_invoices(ctx.session, debtor.id, ctx.today)
+    invoices = await repo.open_invoices(ctx.session, debtor.id, ctx.today, balance=bal)
     if not invoices:
         return [ctx.reply("account.nothing_open", options=ctx.menu(), currencies=currencies)]
     options = [ctx.option("menu:pay", "pay"), ctx.option("menu:invoices", "invoices")]
