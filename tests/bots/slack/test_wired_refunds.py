@@ -230,6 +230,22 @@ async def test_more_than_refundable_and_unknown_payments_are_field_errors(
     assert "no PSP payment 'tr_unknown'" in staff.fake.responses[-1]["text"]
 
 
+async def test_an_unparseable_amount_and_a_missing_reason_are_explained(
+    staff: Staff, provider: MollieProvider, mollie: FakeMollie
+) -> None:
+    tr = await _paid(staff, provider, mollie)
+    await staff.command(f"refund {tr} 12,50")
+    assert "“12,50” is not an amount" in staff.fake.responses[-1]["text"]
+    assert staff.fake.calls_to("views.open") == []
+    await staff.command(f"refund {tr}")
+    opened = staff.fake.calls_to("views.open")[-1].body["view"]
+    answer = await staff.submit("refund_submit", {"amount": "lots", "reason": ""}, opened["private_metadata"])
+    errors = answer.json()["errors"]
+    assert errors["amount"] == "“lots” is not an amount; write it like 12.50."
+    assert "reason" in errors
+    assert await _refunds(staff.db) == []
+
+
 async def test_the_refund_button_on_the_debtor_card_asks_for_the_payment(
     staff: Staff, provider: MollieProvider, mollie: FakeMollie
 ) -> None:
