@@ -66,6 +66,7 @@ def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
         b = result.batch
         totals = ", ".join(f"{_fmt(v, k)} {k}" for k, v in sorted(b.totals.items()))
         if result.created:
+            await _post_batch(settings, b.id)
             print(f"imported {b.count} invoices ({totals}) as batch {b.id}, waiting for approval")
             print(f"approve with: duebot batch approve {b.id}")
         else:
@@ -108,6 +109,21 @@ def cmd_api_key(settings: Settings, args: argparse.Namespace) -> int:
     except DomainError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+
+
+async def _post_batch(settings: Settings, batch_id: object) -> None:
+    """After the import's commit: the worker posts the batch to Slack at once (needs REDIS_URL;
+    without it the worker's minute cron posts it)."""
+    if not settings.redis_url:
+        return
+    from api import jobs
+    from core.redis import connect
+
+    redis = connect(settings)
+    try:
+        await jobs.post_batch_for_approval(redis, str(batch_id))
+    finally:
+        await redis.aclose()
 
 
 def cmd_batch(settings: Settings, args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 
 from bots.email.sender import EmailSender
 from bots.slack import notify as slack_notify
+from bots.slack import pending as slack_pending
 from bots.slack.deps import build_client as build_slack_client
 from bots.sms.sender import SmsSender
 from bots.telegram.sender import TelegramSender
@@ -198,18 +199,32 @@ async def post_batch_for_approval(ctx: dict[str, Any], batch_id: str) -> bool:
     return ts is not None
 
 
+STAFF_NOTIFICATIONS = (
+    "batches",
+    "batches_closed",
+    "broken_promises",
+    "plan_approvals",
+    "refund_requests",
+    "disputes",
+)
+
+
 async def post_staff_notifications(ctx: dict[str, Any]) -> dict[str, int]:
-    """Every minute: batches waiting that were not posted yet, batch messages decided elsewhere, and
-    broken promises (each once)."""
+    """Every minute: batches waiting that were not posted yet, batch messages decided elsewhere,
+    broken promises, plans waiting for approval, refunds waiting for a second approver and new
+    disputes (each once)."""
     slack = _slack(ctx)
     if slack is None:
-        return {"batches": 0, "batches_closed": 0, "broken_promises": 0}
+        return dict.fromkeys(STAFF_NOTIFICATIONS, 0)
     client, channel = slack
     now = ctx["clock"].now()
     return {
         "batches": await slack_notify.post_pending_batches(client, ctx["db"], channel, now),
         "batches_closed": await slack_notify.close_decided_batches(client, ctx["db"], now),
         "broken_promises": await slack_notify.post_broken_promises(client, ctx["db"], channel, now),
+        "plan_approvals": await slack_pending.post_plan_approvals(client, ctx["db"], channel, now),
+        "refund_requests": await slack_pending.post_refund_requests(client, ctx["db"], channel, now),
+        "disputes": await slack_pending.post_disputes(client, ctx["db"], channel, now),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api import idempotency, views
+from api import idempotency, jobs, views
 from api.deps import Services, ServicesDep, actor_of, require
 from api.routes.debtors import ExternalIdPath
 from core.access.models import ApiKey
@@ -43,7 +44,10 @@ async def create_batch(
         )
         return (201 if result.created else 200), views.batch(result.batch)
 
-    return await idempotency.run(request, services, key, work)
+    response = await idempotency.run(request, services, key, work)
+    if response.status_code == 201:  # committed: post it for approval now
+        await jobs.post_batch_for_approval(services.redis, json.loads(bytes(response.body))["id"])
+    return response
 
 
 @router.get("/invoice-batches", summary="List batches, newest first")

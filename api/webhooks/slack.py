@@ -20,15 +20,15 @@ from slack_bolt.request.async_internals import build_async_context
 from api.deps import Services, ServicesDep
 from bots.slack.app import SlackDeps, create_slack_app, is_configured
 from bots.slack.seams import StaffHooks
+from bots.slack.services import build_hooks
 from core.errors import NotFound
 
 router = APIRouter(tags=["webhooks"])
 
 
 def slack_hooks(services: Services) -> StaffHooks:
-    """The seams to other modules' services; each None answers "not available yet" in Slack."""
-    del services
-    return StaffHooks()
+    """The seams to the core services (refunds, payment requests, plans, the debtor relay)."""
+    return build_hooks(services.settings, services.clock, services.payments)
 
 
 def _handler(request: Request, services: Services) -> AsyncSlackRequestHandler:

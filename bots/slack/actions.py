@@ -25,6 +25,7 @@ from bots.slack.common import (
     ephemeral,
     error_text,
     message_at,
+    parse_amount,
     parse_day,
     view_fields,
     view_meta,
@@ -35,6 +36,7 @@ from bots.slack.texts import esc, text
 from core.debtors import service as debtors
 from core.errors import Conflict, DomainError
 from core.invoices import service as invoices
+from core.money import Money
 from core.staff import service as staff
 
 
@@ -82,22 +84,53 @@ def register_debtor_actions(app: AsyncApp, deps: SlackDeps) -> None:
                 await ephemeral(respond, error_text(exc))
 
     @app.action(views.PAYMENT_REQUEST)
-    async def payment_request(ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> None:
+    async def payment_request(
+        ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
         await ack()
-        user = user_of(body)
-        if not await allowed(deps, user, "payment_request", respond):
+        if not await allowed(deps, user_of(body), "payment_request", respond):
             return
-        hook = deps.hooks.request_payment
-        if hook is None:
+        if deps.hooks.request_payment is None:
             await ephemeral(respond, text("not_available"))
             return
+        await _safely(respond, open_payment_request_modal(deps, client, body, action_value(body)))
+
+    @app.view(views.PAYMENT_REQUEST_VIEW)
+    async def payment_request_submit(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        user = user_of(body)
+        meta = view_meta(body)
+        hook = deps.hooks.request_payment
+        if not auth.may_act(deps.settings, user.id) or hook is None:
+            await ack()
+            await auth.record_refusal(deps.db, user, "payment_request_submit", "SLACK_ALLOWED_USERS")
+            await _tell(client, meta, user, text("refused", user=user.id))
+            return
+        fields = view_fields(body)
+        raw_amount = str(fields.get("amount") or "").strip()
+        amount = parse_amount(raw_amount, str(meta.get("currency") or "EUR"))
+        reason = str(fields.get("reason") or "").strip()
+        errors: dict[str, str] = {}
+        if amount is None:
+            errors["amount"] = text("bad_amount", value=esc(raw_amount))
+        if not reason:
+            errors["reason"] = text("reason_required")
+        if errors or amount is None:
+            await ack(response_action="errors", errors=errors)
+            return
+        external_id = str(meta.get("debtor"))
         try:
             async with deps.db.session_scope() as session:
-                await hook(session, action_value(body), user.actor)
-                name = (await debtors.get(session, action_value(body))).name
-            await ephemeral(respond, text("payment_request_sent", name=esc(name)))
+                await hook(session, external_id, amount, reason, user.actor)
+                name = (await debtors.get(session, external_id)).name
         except DomainError as exc:
-            await ephemeral(respond, error_text(exc))
+            field = str(exc.errors[0].loc[-1]) if exc.errors and exc.errors[0].loc else "amount"
+            await ack(
+                response_action="errors",
+                errors={field if field in ("amount", "reason") else "amount": error_text(exc)},
+            )
+            return
+        await ack()
+        await _tell(client, meta, user, text("payment_request_sent", name=esc(name)))
 
     @app.action(views.REFUND_OPEN)
     async def refund_open(
@@ -164,6 +197,18 @@ def register_debtor_actions(app: AsyncApp, deps: SlackDeps) -> None:
             user,
             text("paused", name=esc(name), until=until_text, reason=esc(reason), user=user.id),
         )
+
+
+async def open_payment_request_modal(
+    deps: SlackDeps, client: AsyncWebClient, body: dict[str, Any], external_id: str
+) -> None:
+    async with deps.db.sessionmaker() as session:
+        overview = await staff.debtor_overview(session, external_id, deps.clock.today())
+    open_ = [Money(b.open, b.currency) for b in overview.balance.currencies.values() if b.open > 0]
+    view = views.payment_request_modal(
+        external_id, overview.debtor.name, open_[0] if open_ else None, message_at(body)[0]
+    )
+    await client.views_open(trigger_id=body["trigger_id"], view=view)
 
 
 async def _safely(respond: AsyncRespond, work: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
@@ -19,6 +20,8 @@ from bots.slack.texts import esc, text
 from core.errors import DomainError, PolicyViolation
 from core.money import Money
 from core.staff import repository as posts
+
+SUBMITTED = "refund_submitted"  # staff_posts kind that claims a confirmation's nonce (never posted)
 
 
 def register(app: AsyncApp, deps: SlackDeps) -> None:
@@ -61,7 +64,7 @@ def register_refund_actions(app: AsyncApp, deps: SlackDeps) -> None:
         if errors or amount is None:
             await ack(response_action="errors", errors=errors)
             return
-        view = views.refund_confirm(payment, amount, reason)
+        view = views.refund_confirm(payment, amount, reason, nonce=uuid.uuid4().hex)
         view["private_metadata"] = json.dumps(
             json.loads(view["private_metadata"]) | {"channel": meta.get("channel", "")}
         )
@@ -78,6 +81,14 @@ def register_refund_actions(app: AsyncApp, deps: SlackDeps) -> None:
         amount = Money.parse(meta["amount"], meta["currency"])
         try:
             async with deps.db.session_scope() as session:
+                nonce = str(meta.get("nonce") or "")
+                if nonce and await posts.claim(session, SUBMITTED, nonce, {"user": user.id}) is None:
+                    # the same confirmation again (a double click): one refund only
+                    await ack(
+                        response_action="update",
+                        view=views.notice_modal("refund_title", text("refund_already_submitted")),
+                    )
+                    return
                 result = await hooks.request_refund(
                     session, meta["payment"], amount.minor, meta["reason"], user.actor
                 )
@@ -115,18 +126,21 @@ def register_refund_actions(app: AsyncApp, deps: SlackDeps) -> None:
             return
         try:
             async with deps.db.session_scope() as session:
-                await hook(session, refund_id, user.actor)
+                result = await hook(session, refund_id, user.actor)
         except DomainError as exc:
             await ephemeral(respond, error_text(exc))
             return
+        shown = result.status if result.status in ("executed", "failed") else decision
         channel, ts = message_at(body)
         blocks = (body.get("message") or {}).get("blocks") or []
         await client.chat_update(
             channel=channel,
             ts=ts,
-            text=text("refund_decided", decision=decision, user=user.id, when=views.when(deps.clock.now())),
-            blocks=views.refund_decided(blocks, decision, user.id, deps.clock.now()),
+            text=text("refund_decided", decision=shown, user=user.id, when=views.when(deps.clock.now())),
+            blocks=views.refund_decided(blocks, shown, user.id, deps.clock.now()),
         )
+        async with deps.db.session_scope() as session:
+            await posts.close(session, "refund", refund_id, deps.clock.now())
 
     @app.action(views.REFUND_APPROVE)
     async def approve(

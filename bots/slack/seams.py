@@ -77,8 +77,8 @@ PaymentInfoHook = Callable[[AsyncSession, str], Awaitable[PaymentInfo]]
 RequestRefundHook = Callable[[AsyncSession, str, int | None, str, Actor], Awaitable[RefundRequest]]
 # (session, refund id, actor)
 DecideRefundHook = Callable[[AsyncSession, str, Actor], Awaitable[RefundRequest]]
-# (session, debtor external id, actor)
-RequestPaymentHook = Callable[[AsyncSession, str, Actor], Awaitable[None]]
+# (session, debtor external id, amount, reason, actor)
+RequestPaymentHook = Callable[[AsyncSession, str, Money, str, Actor], Awaitable[None]]
 # (session, plan id, "accept" | "counter" | "decline", note or None, actor)
 DecidePlanHook = Callable[[AsyncSession, str, str, str | None, Actor], Awaitable[None]]
 # (session, debtor external id) -> one line on the debtor's active plan, or None

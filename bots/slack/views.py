@@ -38,6 +38,7 @@ PAUSE_VIEW = "pause_submit"
 REFUND_VIEW = "refund_submit"
 REFUND_CONFIRM_VIEW = "refund_confirm"
 PLAN_COUNTER_VIEW = "plan_counter_submit"
+PAYMENT_REQUEST_VIEW = "payment_request_submit"
 MAX_INVOICES = 10
 
 
@@ -466,7 +467,9 @@ def refund_modal(debtor_external_id: str | None, payment: PaymentInfo | None) ->
     }
 
 
-def refund_confirm(payment: PaymentInfo, amount: Money, reason: str) -> dict[str, Any]:
+def refund_confirm(
+    payment: PaymentInfo, amount: Money, reason: str, nonce: str | None = None
+) -> dict[str, Any]:
     """The confirmation step, pushed onto the refund modal."""
     meta = {
         "payment": payment.id,
@@ -474,6 +477,8 @@ def refund_confirm(payment: PaymentInfo, amount: Money, reason: str) -> dict[str
         "currency": amount.currency,
         "reason": reason,
     }
+    if nonce:
+        meta["nonce"] = nonce  # a double submit of this confirmation refunds once
     return {
         "type": "modal",
         "callback_id": REFUND_CONFIRM_VIEW,
@@ -527,4 +532,24 @@ def notice_modal(title_key: str, message: str) -> dict[str, Any]:
         "title": plain(title_key),
         "close": plain("close"),
         "blocks": [section(message)],
+    }
+
+
+def payment_request_modal(external_id: str, name: str, amount: Money | None, channel: str) -> dict[str, Any]:
+    """Amount (prefilled with what is open) and reason; the currency travels in the metadata."""
+    currency = amount.currency if amount is not None else "EUR"
+    return {
+        "type": "modal",
+        "callback_id": PAYMENT_REQUEST_VIEW,
+        "private_metadata": json.dumps({"debtor": external_id, "currency": currency, "channel": channel}),
+        "title": plain("payment_request_title"),
+        "submit": plain("submit"),
+        "close": plain("cancel"),
+        "blocks": [
+            section(text("payment_request_intro", name=esc(name))),
+            text_input(
+                "amount", "amount", initial=amount.decimal_str if amount and amount.minor > 0 else None
+            ),
+            text_input("reason", "reason", multiline=True),
+        ],
     }

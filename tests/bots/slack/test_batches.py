@@ -76,6 +76,9 @@ async def test_a_new_batch_is_posted_once_with_count_totals_mix_due_date_samples
         "batches": 1,
         "batches_closed": 0,
         "broken_promises": 0,
+        "plan_approvals": 0,
+        "refund_requests": 0,
+        "disputes": 0,
     }
     assert (await worker.post_staff_notifications(_ctx(staff)))["batches"] == 0
     [post] = staff.fake.calls_to("chat.postMessage")
