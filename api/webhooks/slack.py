@@ -18,6 +18,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 
 from api.deps import Services, ServicesDep
+from bots.conversation import staff_hooks
 from bots.slack.app import SlackDeps, create_slack_app, is_configured
 from bots.slack.seams import StaffHooks
 from core.errors import NotFound
@@ -26,9 +27,9 @@ router = APIRouter(tags=["webhooks"])
 
 
 def slack_hooks(services: Services) -> StaffHooks:
-    """The seams to other modules' services; each None answers "not available yet" in Slack."""
-    del services
-    return StaffHooks()
+    """The seams to other modules' services; each None answers "not available yet" in Slack.
+    The debtor side (bots/conversation.py): hand-off replies into the chat, plan decisions."""
+    return staff_hooks(services.clock, StaffHooks())
 
 
 def _handler(request: Request, services: Services) -> AsyncSlackRequestHandler:
