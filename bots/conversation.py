@@ -49,6 +49,7 @@ from core.ports import Clock, PaymentProvider
 
 log = structlog.get_logger(__name__)
 Post = Callable[[SlackStaffNotifier], Awaitable[object]]
+_RUNNING: set[asyncio.Task[None]] = set()  # strong references while posting (deps may be per request)
 
 
 def conversation_id(channel: str, chat_id: str) -> str:
@@ -80,7 +81,9 @@ class StaffNotices:
         def after_commit(_: Session) -> None:
             task = asyncio.get_running_loop().create_task(self._run(post, notifier, notice.kind))
             self._tasks.add(task)
+            _RUNNING.add(task)
             task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(_RUNNING.discard)
 
         event.listen(session.sync_session, "after_commit", after_commit, once=True)
 
