@@ -11,23 +11,22 @@ from urllib.parse import urlsplit
 import structlog
 
 from bots.chat import ConversationHandler
+from bots.conversation import EngineHandler, conversation_deps
 from bots.telegram.bot import TelegramBot
 from bots.whatsapp.bot import WhatsAppBot
 from core.config import Settings
 from core.db import Database
+from core.payments import providers
 from core.ports import Clock, SystemClock
 
 log = structlog.get_logger(__name__)
 
 
 def conversation_handler(settings: Settings, db: Database, clock: Clock) -> ConversationHandler | None:
-    """The conversation engine with its dependencies bound, or None while there is none.
-
-    To be bound at merge: ``core.conversation.engine.handle(session, inbound, *, deps)``, e.g.
-    ``lambda session, inbound: engine.handle(session, inbound, deps=deps)``. Without a handler the
-    chat adapters are not started and their webhooks answer 503.
-    """
-    return None
+    """The conversation engine with its dependencies bound (bots/conversation.py: pay options over
+    the configured PSP, payment plans, staff notices to Slack when configured)."""
+    deps = conversation_deps(settings, db, clock, providers.from_settings(settings))
+    return EngineHandler(deps)
 
 
 @dataclass

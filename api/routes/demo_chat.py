@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from api.deps import Services, ServicesDep
+from bots.conversation import conversation_deps as chat_deps
 from core.audit import Actor
 from core.conversation import linking, relay
 from core.conversation.engine import ConversationDeps, handle
@@ -43,9 +44,8 @@ DemoServices = Annotated[Services, Depends(enabled)]
 
 
 def conversation_deps(services: Services) -> ConversationDeps:
-    """The engine's dependencies for this adapter. The lead wires pay_options, plans and
-    notify_staff here (and in the Telegram and WhatsApp adapters) when those modules land."""
-    return ConversationDeps(settings=services.settings, clock=services.clock)
+    """The engine's dependencies for this adapter: the same builder as Telegram and WhatsApp."""
+    return chat_deps(services.settings, services.db, services.clock, services.payments)
 
 
 class MessageIn(BaseModel):

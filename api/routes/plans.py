@@ -13,6 +13,7 @@ from api import idempotency
 from api.deps import ServicesDep, actor_of, require
 from api.routes.debtors import ExternalIdPath
 from core.access.models import ApiKey
+from core.conversation.decisions import tell_plan_decision
 from core.debtors import service as debtors
 from core.dunning.schemas import SEGMENT_PATTERN
 from core.money import Money, parse_minor
@@ -172,6 +173,7 @@ async def decide_plan(
             today=services.clock.today(),
             note=body.note,
         )
+        await tell_plan_decision(session, plan_id, staff=actor_of(key), now=services.clock.now())
         return 200, plan_json(view)
 
     return await idempotency.run(request, services, key, work)

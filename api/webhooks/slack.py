@@ -18,6 +18,7 @@ from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.request.async_internals import build_async_context
 
 from api.deps import Services, ServicesDep
+from bots.conversation import staff_hooks
 from bots.slack.app import SlackDeps, create_slack_app, is_configured
 from bots.slack.seams import StaffHooks
 from bots.slack.services import build_hooks
@@ -27,8 +28,12 @@ router = APIRouter(tags=["webhooks"])
 
 
 def slack_hooks(services: Services) -> StaffHooks:
-    """The seams to the core services (refunds, payment requests, plans, the debtor relay)."""
-    return build_hooks(services.settings, services.clock, services.payments)
+    """The seams to the core services: refunds, payment requests and plan summaries
+    (bots/slack/services.py); the relay of hand-off replies into the debtor's chat; and plan
+    decisions, which also tell the debtor in their chat (bots/conversation.py)."""
+    hooks = build_hooks(services.settings, services.clock, services.payments)
+    hooks.decide_plan = None  # the debtor-side version below decides and tells the debtor
+    return staff_hooks(services.clock, hooks)
 
 
 def _handler(request: Request, services: Services) -> AsyncSlackRequestHandler:

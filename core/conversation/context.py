@@ -22,6 +22,7 @@ from core.conversation.payopts import PayOptionsFn
 from core.conversation.schemas import Attachment, Option, Reply
 from core.debtors.models import Debtor
 from core.events.service import emit_many
+from core.plans.schemas import PlanDecision
 from core.ports import Clock
 
 log = structlog.get_logger(__name__)
@@ -58,20 +59,8 @@ async def log_staff_notice(session: AsyncSession, notice: StaffNotice) -> None:
     await emit_many(session, f"conversation.{notice.kind}", [(notice.debtor_external_id, payload)])
 
 
-class PlanDecisionLike(Protocol):
-    """What ``core/plans/service.py`` answers (PlanDecision)."""
-
-    outcome: str  # accepted | counter | needs_approval | refused
-    plan_id: Any
-    currency: str
-    total_minor: int
-    down_payment_minor: int
-    schedule: Sequence[Any]
-    reason_code: str | None
-
-
 class PlansPort(Protocol):
-    """The seam to ``core/plans/service.py`` (the plans helper builds it; the lead wires it)."""
+    """The seam to ``core/plans/service.py`` (the module itself fits; bots/conversation.py wires it)."""
 
     async def propose(
         self,
@@ -83,7 +72,7 @@ class PlansPort(Protocol):
         monthly_amount_minor: int | None,
         actor: Actor,
         today: date,
-    ) -> PlanDecisionLike: ...
+    ) -> PlanDecision: ...
 
     async def accept(self, session: AsyncSession, plan_id: Any, *, actor: Actor, today: date) -> Any: ...
 

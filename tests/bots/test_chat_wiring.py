@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Services
 from api.main import create_app
+from bots.conversation import EngineHandler
 from bots.telegram.bot import TelegramBot, make_bot
 from bots.whatsapp.inbound import signature
-from bots.wiring import build_chat_bots
+from bots.wiring import ChatBots, build_chat_bots
 from core.conversation.schemas import Inbound, Reply
 from core.db import Database
 from core.ports import FixedClock
@@ -53,7 +54,7 @@ async def test_without_a_running_bot_the_webhooks_answer_503_after_the_checks(se
     assert (telegram.status_code, whatsapp.status_code, refused.status_code) == (503, 503, 401)
 
 
-async def test_the_adapters_are_built_from_settings_only_with_a_handler(
+async def test_the_adapters_start_with_the_conversation_engine_when_configured(
     services: Services, db: Database, clock: FixedClock
 ) -> None:
     settings = services.settings.model_copy(
@@ -63,7 +64,13 @@ async def test_the_adapters_are_built_from_settings_only_with_a_handler(
             "whatsapp_phone_number_id": PHONE_NUMBER_ID,
         }
     )
-    assert build_chat_bots(settings, db, clock) == build_chat_bots(services.settings, db, clock)  # both empty
+    assert build_chat_bots(services.settings, db, clock) == ChatBots()  # no tokens: nothing started
+    engine_bots = build_chat_bots(settings, db, clock)  # the engine is bound: both start
+    try:
+        assert engine_bots.telegram is not None and engine_bots.whatsapp is not None
+        assert isinstance(engine_bots.telegram.handler, EngineHandler)
+    finally:
+        await engine_bots.aclose()
 
     bots = build_chat_bots(settings, db, clock, handler=EchoHandler())
     try:

@@ -96,26 +96,25 @@ async def pay(ctx: Ctx, number: str | None = None) -> list[Reply]:
             opts = await ctx.deps.pay_options(ctx.session, debtor.id, ids)
         if opts is None:
             opts = await fallback(
-                ctx.session,
-                ctx.deps.settings,
-                debtor_id=debtor.id,
-                invoice_ids=ids,
-                amount=amount,
-                invoice_numbers=numbers,
+                ctx.session, ctx.deps.settings, debtor_id=debtor.id, invoice_ids=ids, now=ctx.now
             )
-        replies.append(_pay_reply(ctx, opts, numbers))
+        replies.append(_pay_reply(ctx, opts, amount, numbers))
     return replies
 
 
-def _pay_reply(ctx: Ctx, opts: PayOptions, numbers: list[str]) -> Reply:
+def _pay_reply(ctx: Ctx, opts: PayOptions | None, amount: Money, numbers: list[str]) -> Reply:
+    settings = ctx.deps.settings
+    if opts is None:  # nothing open any more (paid meanwhile): the amount shown, no reference
+        opts = PayOptions(amount=amount, reference="", invoices=[])
     attachments: list[Attachment] = []
-    if opts.url_qr_png:
+    if opts.checkout_qr_png:
         caption = ctx.text("account.qr_link_caption")
-        attachments.append(Attachment("image", "pay-link-qr.png", opts.url_qr_png, "image/png", caption))
+        attachments.append(Attachment("image", "pay-link-qr.png", opts.checkout_qr_png, "image/png", caption))
     if opts.epc_qr_png:
         caption = ctx.text("account.qr_epc_caption")
         attachments.append(Attachment("image", "sepa-qr.png", opts.epc_qr_png, "image/png", caption))
-    links = [(ctx.text("account.pay_link_label"), opts.url)] if opts.url else []
+    url = opts.checkout_url
+    links = [(ctx.text("account.pay_link_label"), url)] if url else []
     options: list[Option] = [ctx.option("menu:promise", "promise"), ctx.option("menu:paid", "paid")]
     return ctx.reply(
         "account.pay",
@@ -123,10 +122,10 @@ def _pay_reply(ctx: Ctx, opts: PayOptions, numbers: list[str]) -> Reply:
         attachments=attachments,
         links=links,
         amount=opts.amount,
-        url=opts.url,
-        reference=opts.reference,
-        iban=opts.iban,
-        creditor_name=opts.creditor_name,
+        url=url,
+        reference=opts.reference_printable if opts.reference else None,
+        iban=settings.creditor_iban,
+        creditor_name=settings.creditor_name,
         numbers=numbers,
         epc=bool(opts.epc_qr_png),
     )

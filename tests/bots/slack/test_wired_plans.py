@@ -136,7 +136,7 @@ async def test_a_counter_offer_sets_the_terms_in_core(staff: Staff) -> None:
     view = staff.fake.calls_to("views.open")[0].body["view"]
     meta = view["private_metadata"]
     vague = await staff.submit("plan_counter_submit", {"note": "fewer please"}, meta, user=APPROVER)
-    assert "number of instalments" in vague.json()["errors"]["note"]
+    assert "6 instalments" in vague.json()["errors"]["note"]  # it says how to give the terms
     await staff.submit("plan_counter_submit", {"note": "8 instalments, sorry"}, meta, user=APPROVER)
     plan = await _plan(staff.db, plan_id)
     assert (plan.state, plan.instalment_count) == ("approved_by_staff", 8)

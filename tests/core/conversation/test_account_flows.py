@@ -94,10 +94,10 @@ async def test_pay_with_psp_options(
         return PayOptions(
             amount=Money(8_999, "EUR"),
             reference="RF18539007547034",
-            url="https://pay.example/pl_123",
-            url_qr_png=b"\x89PNG link",
+            invoices=["NW-1"],
+            checkout_url="https://pay.example/pl_123",
+            checkout_qr_png=b"\x89PNG link",
             epc_qr_png=b"\x89PNG epc",
-            iban="NL91ABNA0417164300",
         )
 
     deps.pay_options = pay_options
@@ -112,28 +112,3 @@ async def test_pay_with_psp_options(
     ]
     assert chat.last.links == (("Nu betalen", "https://pay.example/pl_123"),)
     assert len(calls) == 1 and len(calls[0]) == 1
-
-
-async def test_epc_payload_is_the_girocode_layout() -> None:
-    from core.conversation.payopts import epc_payload
-
-    payload = epc_payload(
-        name="Acme B.V.",
-        iban="NL91 ABNA 0417 1643 00",
-        bic=None,
-        amount=Money(34_950, "EUR"),
-        reference="RF18539007547034",
-        text="NW-1",
-    )
-    assert payload.split("\n") == [
-        "BCD",
-        "002",
-        "1",
-        "SCT",
-        "",
-        "Acme B.V.",
-        "NL91ABNA0417164300",
-        "EUR349.50",
-        "",
-        "RF18539007547034",
-    ]  # fmt: skip  (empty trailing lines are left off, as EPC069-12 allows)
