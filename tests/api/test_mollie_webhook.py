@@ -77,7 +77,7 @@ async def test_five_concurrent_deliveries_of_one_webhook_post_one_payment_throug
     assert await rows(db, PspEvent) == 1
 
     ctx = {"settings": settings, "db": db, "clock": clock, "owns_db": False, "payments": provider}
-    w = burst_worker([worker.process_psp_event], arq_pool, ctx)
+    w = burst_worker([worker.drain_psp_events], arq_pool, ctx)
     try:
         await w.main()
     finally:
