@@ -25,14 +25,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 
-from api.deps import ServicesDep
+from api.deps import get_services
 from core.errors import FieldError, InvalidInput
 from core.payments import events
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
 MAX_BODY = 4096
-DEBOUNCE = 0.5  # seconds: one drain job per slot of this length
+DEBOUNCE = 1.0  # seconds: one drain job per slot of this length
 # Per Redis client, the last slot whose job this process enqueued (or found queued already): that
 # job starts after the slot ends, so later webhooks of the slot need not ask Redis again.
 _enqueued: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -59,7 +59,8 @@ async def enqueue_drain(redis: Any, now: float | None = None) -> bool:
 
 
 @router.post("/webhooks/mollie", summary="Mollie payment status webhook (form body id=tr_…)")
-async def mollie_webhook(request: Request, services: ServicesDep) -> Response:
+async def mollie_webhook(request: Request) -> Response:
+    services = get_services(request)  # called, not a dependency: FastAPI would run it in a thread
     body = await request.body()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if len(body) > MAX_BODY or ctype != "application/x-www-form-urlencoded":

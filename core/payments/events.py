@@ -37,7 +37,7 @@ log = structlog.get_logger(__name__)
 MOLLIE_ID = re.compile(r"^tr_[A-Za-z0-9]{1,60}$")
 PICK_UP_AFTER = timedelta(seconds=30)
 DRAIN_BATCH = 100  # events claimed, fetched and posted together
-DRAIN_FETCHES = 8  # payments fetched from the PSP at the same time (the client is sync: threads)
+DRAIN_FETCHES = 4  # payments fetched from the PSP at the same time (the client is sync: threads)
 
 
 def parse_mollie_id(value: object) -> str:

@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.bulk import insert_ignore
+from core.bulk import insert_ignore, upsert_insert
 from core.ledger.models import LedgerEntry
 from core.payments.models import PspEvent, PspPayment, PspPaymentInvoice, RefundRequest, RefundStatus
 
@@ -80,11 +80,9 @@ async def add_event(session: AsyncSession, provider: str, resource_id: str, now:
     """Store a webhook call unless one for the payment waits already (one statement); the id
     it was offered under (the waiting event's id may differ: ``store_event`` answers that)."""
     new_id = uuid.uuid4()
-    await insert_ignore(
-        session,
-        PspEvent.__table__,  # type: ignore[attr-defined]
-        [{"id": new_id, "provider": provider, "resource_id": resource_id, "received_at": now, "attempts": 0}],
-    )
+    stmt = upsert_insert(session, PspEvent.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    row = {"id": new_id, "provider": provider, "resource_id": resource_id, "received_at": now, "attempts": 0}
+    await session.execute(stmt, row)
     return new_id
 
 
