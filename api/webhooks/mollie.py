@@ -5,7 +5,8 @@ Mollie's classic webhooks carry no signature, so nothing in them is believed: th
 (it reveals nothing), and the worker fetches the payment from Mollie. A malformed body gets 422.
 After the commit a ``drain_psp_events`` job is enqueued, debounced: one job per ``DEBOUNCE``
 time slot (its job id names the slot), deferred to the slot's end. Every webhook of a slot has
-committed before that job starts, and the job drains until nothing waits, so the worker claims,
+committed before that job starts (the API's and the worker's clocks agreeing), and the job drains
+until nothing waits, so the worker claims,
 fetches and posts the events of a burst in batches instead of one job per event; a process that
 has enqueued the job of the current slot does not ask Redis again within it. If Redis is
 unreachable the event still waits, and the ``pick_up_psp_events`` cron processes it.
