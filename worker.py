@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import structlog
-from arq import Retry, cron
+from arq import Retry, cron, func
 from arq.connections import RedisSettings
 from redis.exceptions import RedisError
 
@@ -253,6 +253,21 @@ async def process_psp_event(ctx: dict[str, Any], event_id: str) -> str:
     return result.outcome
 
 
+async def drain_psp_events(ctx: dict[str, Any]) -> dict[str, int]:
+    """Claim, fetch and post waiting webhook events in batches (enqueued, debounced, by the
+    webhook); Mollie down for some: the rest is applied, then retry with backoff."""
+    provider = ctx.get("payments")
+    if provider is None:
+        log.warning("psp.no_provider")
+        return {"claimed": 0}
+    try:
+        return await psp_events.drain(ctx["db"], provider, ctx["clock"])
+    except PaymentProviderError as exc:
+        tries = int(ctx.get("job_try", 1))
+        log.warning("psp.retry", attempt=tries, error=exc.reason)
+        raise Retry(defer=timedelta(seconds=min(600, 5 * 2**tries))) from exc
+
+
 async def pick_up_psp_events(ctx: dict[str, Any]) -> dict[str, int]:
     """Every minute: process webhook events whose job never ran (Redis down, a worker died)."""
     provider = ctx.get("payments")
@@ -294,6 +309,7 @@ class WorkerSettings:
         post_staff_notifications,
         send_daily_digest,
         process_psp_event,
+        func(drain_psp_events, keep_result=0),  # job ids are per time slot: keep nothing
         pick_up_psp_events,
         execute_refunds,
     ]

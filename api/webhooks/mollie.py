@@ -3,13 +3,22 @@
 Mollie's classic webhooks carry no signature, so nothing in them is believed: the id is stored
 (one waiting event per payment, on conflict do nothing), the answer is 200 for any well-formed id
 (it reveals nothing), and the worker fetches the payment from Mollie. A malformed body gets 422.
-The job is enqueued after the commit; if Redis is unreachable the event still waits, and the
-``pick_up_psp_events`` cron processes it.
+After the commit a ``drain_psp_events`` job is enqueued, debounced: one job per ``DEBOUNCE``
+time slot (its job id names the slot), deferred to the slot's end. Every webhook of a slot has
+committed before that job starts (the API's and the worker's clocks agreeing), and the job drains
+until nothing waits, so the worker claims,
+fetches and posts the events of a burst in batches instead of one job per event; a process that
+has enqueued the job of the current slot does not ask Redis again within it. If Redis is
+unreachable the event still waits, and the ``pick_up_psp_events`` cron processes it.
 """
 
 from __future__ import annotations
 
-import uuid
+import math
+import time
+import weakref
+from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from arq import ArqRedis
@@ -17,28 +26,42 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from redis.exceptions import RedisError
 
-from api.deps import ServicesDep
+from api.deps import get_services
 from core.errors import FieldError, InvalidInput
 from core.payments import events
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
 MAX_BODY = 4096
+DEBOUNCE = 1.0  # seconds: one drain job per slot of this length
+# Per Redis client, the last slot whose job this process enqueued (or found queued already): that
+# job starts after the slot ends, so later webhooks of the slot need not ask Redis again.
+_enqueued: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
-async def enqueue_processing(redis: object, event_id: uuid.UUID) -> bool:
-    """Enqueue ``process_psp_event``; False (logged) when Redis is unreachable."""
+async def enqueue_drain(redis: Any, now: float | None = None) -> bool:
+    """Enqueue the drain job of the current slot (a no-op when it is queued already); False
+    (logged) when Redis is unreachable. ``now``: wall-clock seconds (arq schedules by it)."""
+    slot = math.floor((time.time() if now is None else now) / DEBOUNCE)
+    if _enqueued.get(redis) == slot:
+        return True
     try:
         pool = redis if isinstance(redis, ArqRedis) else ArqRedis(connection_pool=redis.connection_pool)  # type: ignore[attr-defined]
-        await pool.enqueue_job("process_psp_event", str(event_id), _job_id=f"psp-event:{event_id}")
+        await pool.enqueue_job(
+            "drain_psp_events",
+            _job_id=f"psp-drain:{slot}",
+            _defer_until=datetime.fromtimestamp((slot + 1) * DEBOUNCE, UTC),
+        )
     except (RedisError, OSError) as exc:
-        log.warning("mollie_webhook.enqueue_failed", event_id=str(event_id), error=str(exc))
+        log.warning("mollie_webhook.enqueue_failed", slot=slot, error=str(exc))
         return False
+    _enqueued[redis] = slot
     return True
 
 
 @router.post("/webhooks/mollie", summary="Mollie payment status webhook (form body id=tr_…)")
-async def mollie_webhook(request: Request, services: ServicesDep) -> Response:
+async def mollie_webhook(request: Request) -> Response:
+    services = get_services(request)  # called, not a dependency: FastAPI would run it in a thread
     body = await request.body()
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if len(body) > MAX_BODY or ctype != "application/x-www-form-urlencoded":
@@ -49,6 +72,6 @@ async def mollie_webhook(request: Request, services: ServicesDep) -> Response:
         )
     form = await request.form()
     provider_id = events.parse_mollie_id(form.get("id"))
-    event_id = await events.record(services.db, "mollie", provider_id, services.clock)
-    await enqueue_processing(services.redis, event_id)
+    await events.store(services.db, "mollie", provider_id, services.clock)
+    await enqueue_drain(services.redis)
     return Response(status_code=200)

@@ -15,8 +15,10 @@ down, or a worker died) and processes them: the cron job that makes sure nothing
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,14 +27,17 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import Database
 from core.errors import FieldError, InvalidInput
+from core.payments import posting, service
 from core.payments import repository as repo
-from core.payments import service
-from core.ports import Clock, PaymentNotFound, PaymentProvider, PaymentProviderError
+from core.payments.models import PspEvent
+from core.ports import Clock, PaymentNotFound, PaymentProvider, PaymentProviderError, ProviderPayment
 
 log = structlog.get_logger(__name__)
 
 MOLLIE_ID = re.compile(r"^tr_[A-Za-z0-9]{1,60}$")
 PICK_UP_AFTER = timedelta(seconds=30)
+DRAIN_BATCH = 100  # events claimed, fetched and posted together
+DRAIN_FETCHES = 4  # payments fetched from the PSP at the same time (the client is sync: threads)
 
 
 def parse_mollie_id(value: object) -> str:
@@ -50,6 +55,13 @@ async def record(db: Database, provider: str, resource_id: str, clock: Clock) ->
     """Store a webhook call (its own short transaction); the caller enqueues processing after."""
     async with db.session_scope() as session:
         return await repo.store_event(session, provider, resource_id, clock.now())
+
+
+async def store(db: Database, provider: str, resource_id: str, clock: Clock) -> None:
+    """Store a webhook call for the drain (one INSERT, its own transaction); the caller then
+    enqueues the drain."""
+    async with db.session_scope() as session:
+        await repo.add_event(session, provider, resource_id, clock.now())
 
 
 @dataclass
@@ -109,3 +121,118 @@ async def pick_up(
             continue
         counts["processed"] += int(result.outcome != "skipped")
     return counts
+
+
+# --------------------------------------------------------------------------- draining in batches
+
+
+async def drain(
+    db: Database,
+    provider: PaymentProvider,
+    clock: Clock,
+    *,
+    batch: int | None = None,
+    fetches: int | None = None,
+) -> dict[str, int]:
+    """Process waiting events in batches until none is left; what ``process`` does per event.
+
+    Each round claims up to ``batch`` events (a short transaction; rows another drainer holds are
+    skipped), fetches their payments from the PSP, ``fetches`` at a time, and applies every fetched
+    payment in one transaction (``posting.apply_states``). Several events of one payment (a stale
+    claim and a new webhook) share one fetch. A payment the PSP does not know closes its events as
+    ``unknown_payment``; a non-retryable refusal as ``failed``. When the PSP is unreachable for any
+    payment, its events are released (they wait) and, after the rest of the round is applied, the
+    retryable PaymentProviderError is raised, for the worker to retry the drain with backoff.
+    """
+    counts: Counter[str] = Counter()
+    batch = batch or DRAIN_BATCH
+    fetches = fetches or DRAIN_FETCHES
+    while True:
+        async with db.session_scope() as session:
+            claimed = await repo.claim_events(session, clock.now(), limit=batch)
+        if not claimed:
+            return dict(counts)
+        counts["claimed"] += len(claimed)
+        unreachable = await _round(db, provider, clock, claimed, fetches, counts)
+        if unreachable is not None:
+            raise unreachable
+
+
+async def _round(
+    db: Database,
+    provider: PaymentProvider,
+    clock: Clock,
+    claimed: list[PspEvent],
+    fetches: int,
+    counts: Counter[str],
+) -> PaymentProviderError | None:
+    by_payment: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for event in claimed:
+        by_payment[event.resource_id].append(event.id)
+    limit = asyncio.Semaphore(fetches)
+
+    async def fetch(provider_id: str) -> ProviderPayment | PaymentProviderError:
+        async with limit:
+            try:
+                return await provider.get_payment(provider_id)
+            except PaymentProviderError as exc:  # PaymentNotFound included
+                return exc
+
+    fetched = await asyncio.gather(*(fetch(pid) for pid in by_payment))
+    snaps: list[ProviderPayment] = []
+    closed: list[tuple[uuid.UUID, str, str | None]] = []
+    unreachable: PaymentProviderError | None = None
+    for provider_id, got in zip(by_payment, fetched, strict=True):
+        if isinstance(got, ProviderPayment):
+            snaps.append(got)
+        elif isinstance(got, PaymentNotFound):
+            log.warning("psp.webhook_unknown_id", provider_id=provider_id, error=got.reason)
+            closed += [(e, "unknown_payment", got.reason) for e in by_payment[provider_id]]
+        elif not got.retryable:
+            log.error("psp.webhook_failed", provider_id=provider_id, error=got.reason)
+            closed += [(e, "failed", got.reason) for e in by_payment[provider_id]]
+        else:
+            unreachable = got
+            counts["retry_later"] += len(by_payment[provider_id])
+            for event_id in by_payment[provider_id]:
+                await _release(db, event_id, got.reason, clock)
+    counts["closed"] += len(closed)
+    try:
+        async with db.session_scope() as session:
+            outcomes = await posting.apply_states(session, snaps, today=clock.today())
+            done: list[tuple[uuid.UUID, str, str | None]] = [
+                (e, outcomes[s.id], None) for s in snaps for e in by_payment[s.id]
+            ]
+            await repo.finish_events(session, clock.now(), closed + done)
+    except Exception:  # e.g. a deadlock with another writer: apply each payment on its own
+        log.exception("psp.drain_batch_failed", events=len(claimed))
+        await _one_by_one(db, clock, snaps, by_payment, closed, counts)
+        return unreachable
+    counts["processed"] += len(done)
+    log.info("psp.webhooks_processed", events=len(done), payments=len(snaps))
+    return unreachable
+
+
+async def _one_by_one(
+    db: Database,
+    clock: Clock,
+    snaps: list[ProviderPayment],
+    by_payment: dict[str, list[uuid.UUID]],
+    closed: list[tuple[uuid.UUID, str, str | None]],
+    counts: Counter[str],
+) -> None:
+    """The fallback after a failed batch: each payment in its own transaction. One that fails
+    again keeps its events claimed; ``pick_up`` retries them when the claim goes stale."""
+    async with db.session_scope() as session:
+        await repo.finish_events(session, clock.now(), closed)
+    for snap in snaps:
+        try:
+            async with db.session_scope() as session:
+                outcome = await service.apply_state(session, snap, today=clock.today())
+                await repo.finish_events(
+                    session, clock.now(), [(e, outcome, None) for e in by_payment[snap.id]]
+                )
+        except Exception:
+            log.exception("psp.webhook_apply_failed", provider_id=snap.id)
+            continue
+        counts["processed"] += len(by_payment[snap.id])

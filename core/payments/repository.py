@@ -10,7 +10,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.bulk import insert_ignore
+from core.bulk import insert_ignore, upsert_insert
 from core.ledger.models import LedgerEntry
 from core.payments.models import PspEvent, PspPayment, PspPaymentInvoice, RefundRequest, RefundStatus
 
@@ -76,22 +76,19 @@ async def allocations(session: AsyncSession, ledger_payment_id: uuid.UUID) -> li
 LEASE = timedelta(minutes=5)  # a claim older than this belonged to a worker that died
 
 
+async def add_event(session: AsyncSession, provider: str, resource_id: str, now: datetime) -> uuid.UUID:
+    """Store a webhook call unless one for the payment waits already (one statement); the id
+    it was offered under (the waiting event's id may differ: ``store_event`` answers that)."""
+    new_id = uuid.uuid4()
+    stmt = upsert_insert(session, PspEvent.__table__).on_conflict_do_nothing()  # type: ignore[attr-defined]
+    row = {"id": new_id, "provider": provider, "resource_id": resource_id, "received_at": now, "attempts": 0}
+    await session.execute(stmt, row)
+    return new_id
+
+
 async def store_event(session: AsyncSession, provider: str, resource_id: str, now: datetime) -> uuid.UUID:
     """Store a webhook call; at most one waiting event per payment. Answers the waiting event's id."""
-    new_id = uuid.uuid4()
-    await insert_ignore(
-        session,
-        PspEvent.__table__,  # type: ignore[attr-defined]
-        [
-            {
-                "id": new_id,
-                "provider": provider,
-                "resource_id": resource_id,
-                "received_at": now,
-                "attempts": 0,
-            }
-        ],
-    )
+    new_id = await add_event(session, provider, resource_id, now)
     stmt = select(col(PspEvent.id)).where(
         col(PspEvent.provider) == provider,
         col(PspEvent.resource_id) == resource_id,
@@ -157,6 +154,66 @@ async def unprocessed_events(
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def claim_events(session: AsyncSession, now: datetime, *, limit: int) -> list[PspEvent]:
+    """Take up to ``limit`` unprocessed events whose claim is free or stale, oldest first. Rows
+    another drainer holds are skipped (FOR UPDATE SKIP LOCKED; SQLite serialises writers)."""
+    pick = (
+        select(col(PspEvent.id))
+        .where(
+            col(PspEvent.processed_at).is_(None),
+            or_(col(PspEvent.claimed_at).is_(None), col(PspEvent.claimed_at) < now - LEASE),
+        )
+        .order_by(col(PspEvent.received_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    stmt = (
+        update(PspEvent)
+        .where(col(PspEvent.id).in_(pick.scalar_subquery()))
+        .values(claimed_at=now, attempts=col(PspEvent.attempts) + 1)
+        .returning(PspEvent)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def finish_events(
+    session: AsyncSession, now: datetime, outcomes: Sequence[tuple[uuid.UUID, str, str | None]]
+) -> None:
+    """Close events: (event id, outcome, error), in one executemany."""
+    if outcomes:
+        await session.execute(
+            update(PspEvent),
+            [
+                {"id": eid, "processed_at": now, "outcome": outcome[:64], "error": error}
+                for eid, outcome, error in outcomes
+            ],
+        )
+
+
+async def lock_by_provider_ids(session: AsyncSession, provider_ids: Sequence[str]) -> dict[str, PspPayment]:
+    """The PSP payments with these ids, row-locked in a fixed order (no deadlock between drainers)."""
+    stmt = (
+        select(PspPayment)
+        .where(col(PspPayment.provider_id).in_(sorted(set(provider_ids))))
+        .order_by(col(PspPayment.provider_id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return {p.provider_id: p for p in (await session.execute(stmt)).scalars().all()}
+
+
+async def covered_by(session: AsyncSession, psp_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """psp payment id → the invoices it covers."""
+    out: dict[uuid.UUID, list[uuid.UUID]] = {p: [] for p in psp_ids}
+    stmt = select(col(PspPaymentInvoice.psp_payment_id), col(PspPaymentInvoice.invoice_id)).where(
+        col(PspPaymentInvoice.psp_payment_id).in_(list(psp_ids))
+    )
+    for psp_id, invoice_id in (await session.execute(stmt)).all():
+        out[psp_id].append(invoice_id)
+    return out
 
 
 # --------------------------------------------------------------------------- refunds

@@ -77,7 +77,7 @@ async def test_five_concurrent_deliveries_of_one_webhook_post_one_payment_throug
     assert await rows(db, PspEvent) == 1
 
     ctx = {"settings": settings, "db": db, "clock": clock, "owns_db": False, "payments": provider}
-    w = burst_worker([worker.process_psp_event], arq_pool, ctx)
+    w = burst_worker([worker.drain_psp_events], arq_pool, ctx)
     try:
         await w.main()
     finally:
@@ -154,3 +154,34 @@ async def test_the_thank_you_page_speaks_the_debtors_language(psp_client: httpx.
     assert r.status_code == 200 and "Bedankt" in r.text
     r = await psp_client.get("/pay/thanks")
     assert r.status_code == 200 and "Thank you" in r.text
+
+
+async def test_a_burst_of_webhooks_enqueues_one_drain_that_posts_them_all(
+    committed: Database,
+    provider: MollieProvider,
+    mollie: FakeMollie,
+    clock: FixedClock,
+    arq_pool: ArqRedis,
+    settings: Settings,
+) -> None:
+    db = committed
+    await arq_pool.flushdb()  # drains earlier tests enqueued
+    paid = []
+    for amount in (1_000, 2_000, 3_000, 4_000, 5_000):
+        inv = await factories.invoice(db, await factories.debtor(db), amount_minor=amount)
+        psp = await checkout_for(db, provider, inv, clock)
+        mollie.set_status(psp.provider_id, "paid")
+        paid.append(psp.provider_id)
+    async with app_client(Services(settings, db, arq_pool, clock, payments=provider)) as c:
+        answers = await asyncio.gather(*(c.post("/webhooks/mollie", data={"id": p}) for p in paid))
+    assert [r.status_code for r in answers] == [200] * 5
+    assert 1 <= len(await arq_pool.queued_jobs()) <= 2  # one per debounce slot, not one per webhook
+
+    ctx = {"settings": settings, "db": db, "clock": clock, "owns_db": False, "payments": provider}
+    w = burst_worker([worker.drain_psp_events], arq_pool, ctx)
+    try:
+        await w.main()
+    finally:
+        await w.close()
+    assert await rows(db, Payment, col(Payment.reference).in_(paid)) == 5
+    assert await rows(db, PspEvent, col(PspEvent.outcome) == "status:paid,posted") == 5
