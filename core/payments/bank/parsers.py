@@ -186,7 +186,9 @@ def _camt_entry(
     status = (_text(entry, "Sts/Cd", ns) or _text(entry, "Sts", ns) or "BOOK").upper()
     reversal = (_text(entry, "RvslInd", ns) or "").lower() == "true"
     # The library's per-entry extraction keeps each transaction of a batch entry with its entry.
-    txs: list[dict[str, Any]] = parser._extract_transaction(entry, stmt)
+    # No statement element: the library would search the whole statement for its IBAN on every entry
+    # (quadratic in the number of entries); the account comes from our own <Acct> read above.
+    txs: list[dict[str, Any]] = parser._extract_transaction(entry, None)
     lines: list[Line] = []
     for index, tx in enumerate(txs):
         try:
