@@ -5,6 +5,7 @@ A file that does not parse is refused as a whole, with the line of the file wher
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Iterator
@@ -112,6 +113,12 @@ def _clean(value: Any, limit: int) -> str | None:
 def _iban(value: str | None) -> str | None:
     if not value:
         return None
+    return _valid_iban(value)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _valid_iban(value: str) -> str | None:
+    """Checking an IBAN against the registry is slow, and a statement repeats its payers' IBANs."""
     compact = stdiban.compact(value)
     return compact if stdiban.is_valid(compact) else None
 
