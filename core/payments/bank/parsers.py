@@ -162,7 +162,7 @@ def parse_camt(body: bytes) -> ParsedFile:
         refs.append(stmt_id)
         first = len(out)
         for entry in stmt.findall("Ntry", ns):
-            out.extend(_camt_entry(parser, entry, stmt, ns, account, stmt_id, len(out), len(out) - first))
+            out.extend(_camt_entry(entry, ns, account, stmt_id, len(out), len(out) - first))
     return ParsedFile(CAMT, first_iban, " ".join(refs)[:255], out)
 
 
@@ -210,9 +210,7 @@ def _camt_transactions(entry: Any, ns: dict[Any, str]) -> list[dict[str, Any]]:
 
 
 def _camt_entry(
-    parser: Camt053Parser,
     entry: Any,
-    stmt: Any,
     ns: dict[Any, str],
     account: str | None,
     stmt_id: str,
