@@ -5,8 +5,10 @@ references for the invoices paid by reference, and a learned IBAN for the debtor
 by COPY. The statement pays distinct invoices: 40% by RF reference, 30% by invoice number in the
 remittance text, 20% by learned IBAN plus amount, and 10% match nothing (they stay to be processed).
 
-Timed: ``core.payments.bank.service.import_statement`` in one unit of work (parse, claim each line,
-match, post through the ledger, audit), then the commit. Settings: BENCH_BANK_LINES (50,000),
+Timed: ``core.payments.bank.service.import_statement`` in one unit of work (parse, skip stored line
+keys, read references, IBANs and invoice numbers set-based, lock the debtors involved, match and
+allocate in memory in file order, write payments, entries, statuses, events, audit and lines in bulk),
+then the commit. Settings: BENCH_BANK_LINES (50,000),
 BENCH_BANK_INVOICES (1,000,000), BENCH_BANK_DEBTORS (100,000).
 """
 

@@ -1,34 +1,32 @@
-"""Recording many payments in one go: ``record_payment``'s semantics, set-based.
+"""Many payments at once: the allocation rules of ``service.record_payment``, set-based.
 
-For one payment per debtor (a batch of PSP webhooks, say) this does what ``record_payment`` does
-for each, in a fixed number of statements instead of ~30 per payment: the debtors are locked (in
-id order), each payment is allocated to its debtor's payable invoices oldest due first (or to the
-one invoice it names), any rest is credit on the account, settled invoices become paid (dunning
-follows, promises are kept), and ``invoice.paid`` events and the audit trail are written.
-
-Two payments of the same debtor in one call would each see the invoices as open before the
-other: that is refused (ValueError); the caller books the second one after the first.
+A ``PaymentBook`` locks a set of debtors (in id order, so two books never deadlock), loads their
+invoices with the open amount per currency in two queries, and then allocates payments in memory,
+one after the other, exactly as ``record_payment`` would: to one invoice when one is named, else to
+the debtor's payable invoices oldest due first; what is left becomes credit on the debtor's account.
+``flush`` writes every payment, ledger entry, status change, kept promise, event and audit event in
+a handful of bulk statements. Callers see the open amounts move as they allocate, so a later
+payment in the same batch sees what an earlier one settled.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core import audit
 from core.audit import Actor
 from core.base import new_id, table_of, utcnow
-from core.bulk import insert_rows
+from core.bulk import among, chunk_size, chunks, copy_records
 from core.debtors.models import Debtor
-from core.dunning.holds import keep_promises
+from core.dunning.models import Promise, PromiseStatus
 from core.events.models import EventType
 from core.events.service import emit_many
 from core.invoices import repository as invoice_repo
@@ -37,141 +35,189 @@ from core.ledger.models import EntryKind, LedgerEntry, Payment
 from core.ledger.service import entry_row, post
 from core.money import Money
 
+_PAYABLE = frozenset(s.value for s in PAYABLE_STATUSES)
+PAYMENT_COLUMNS = (
+    "id",
+    "debtor_id",
+    "amount_minor",
+    "currency",
+    "method",
+    "reference",
+    "received_on",
+    "created_by",
+    "created_at",
+)
 
-@dataclass(frozen=True)
-class NewPayment:
-    """A payment to book. ``invoice_id``: allocate to that invoice only (the caller checked that it
-    is the debtor's, in the payment's currency, and payable or paid), as ``invoice_external_id``
-    does for ``record_payment``."""
 
+class NotPayable(Exception):
+    """The named invoice cannot take payments (``record_payment`` answers invoice_not_payable)."""
+
+    code = "invoice_not_payable"
+
+
+@dataclass(eq=False)
+class BookInvoice:
+    id: uuid.UUID
+    external_id: str
+    number: str
+    debtor_id: uuid.UUID
+    currency: str
+    status: str
+    due_date: date
+    open: dict[str, int] = field(default_factory=dict)  # per currency of its entries
+
+    @property
+    def payable(self) -> bool:
+        return self.status in _PAYABLE
+
+
+@dataclass
+class BookPayment:
+    id: uuid.UUID
     debtor_id: uuid.UUID
     amount_minor: int
     currency: str
-    method: str
     reference: str | None
     received_on: date
-    invoice_id: uuid.UUID | None = None
+    allocations: list[tuple[BookInvoice | None, int]]
 
 
-async def lock_debtors(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Row-lock the debtors in id order; their external ids."""
-    stmt = (
-        select(col(Debtor.id), col(Debtor.external_id))
-        .where(col(Debtor.id).in_(sorted(set(debtor_ids))))
-        .order_by(col(Debtor.id))
-        .with_for_update()
-    )
-    return {i: ext for i, ext in (await session.execute(stmt)).all()}
+@dataclass
+class PaymentBook:
+    invoices: dict[uuid.UUID, BookInvoice] = field(default_factory=dict)
+    by_debtor: dict[uuid.UUID, list[BookInvoice]] = field(default_factory=dict)
+    by_number: dict[str, BookInvoice] = field(default_factory=dict)
+    debtor_external_ids: dict[uuid.UUID, str] = field(default_factory=dict)
+    payments: list[BookPayment] = field(default_factory=list)
+    settled: list[tuple[BookInvoice, str, uuid.UUID]] = field(default_factory=list)  # inv, before, payment
 
+    def payable(self, debtor_id: uuid.UUID, currency: str) -> list[BookInvoice]:
+        """As ``repository.payable_invoices``: payable, something open in the currency, oldest due first."""
+        found = [i for i in self.by_debtor.get(debtor_id, ()) if i.payable and i.open.get(currency, 0) > 0]
+        return sorted(found, key=lambda i: (i.due_date, i.number))
 
-async def payable_by_debtor(
-    session: AsyncSession, debtor_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[Any]]:
-    """debtor id → payable invoices with money open (id, external_id, status, currency, open_minor),
-    oldest due first: ``repository.payable_invoices`` for many debtors in one statement."""
-    sums = (
-        select(
-            col(LedgerEntry.invoice_id).label("invoice_id"),
-            col(LedgerEntry.currency).label("currency"),
-            func.sum(col(LedgerEntry.amount_minor)).label("open_minor"),
-        )
-        .where(col(LedgerEntry.debtor_id).in_(list(debtor_ids)), col(LedgerEntry.invoice_id).is_not(None))
-        .group_by(col(LedgerEntry.invoice_id), col(LedgerEntry.currency))
-        .subquery()
-    )
-    stmt = (
-        select(
-            col(Invoice.id),
-            col(Invoice.debtor_id),
-            col(Invoice.external_id),
-            col(Invoice.status),
-            sums.c.currency,
-            sums.c.open_minor,
-        )
-        .join(sums, sums.c.invoice_id == col(Invoice.id))
-        .where(col(Invoice.status).in_(PAYABLE_STATUSES), sums.c.open_minor > 0)
-        .order_by(col(Invoice.debtor_id), col(Invoice.due_date), col(Invoice.number))
-    )
-    out: dict[uuid.UUID, list[Any]] = defaultdict(list)
-    for row in (await session.execute(stmt)).all():
-        out[row.debtor_id].append(row)
-    return out
+    def owes_other_currency(self, debtor_id: uuid.UUID, currency: str) -> bool:
+        return any(i.payable and i.currency != currency for i in self.by_debtor.get(debtor_id, ()))
 
-
-async def record_payments(
-    session: AsyncSession, items: Sequence[NewPayment], *, actor: Actor
-) -> list[uuid.UUID]:
-    """Book the payments (one per debtor); their payment ids, in order."""
-    if len({p.debtor_id for p in items}) != len(items):
-        raise ValueError("one payment per debtor per call")
-    if not items:
-        return []
-    external = await lock_debtors(session, [p.debtor_id for p in items])
-    payable = await payable_by_debtor(session, [p.debtor_id for p in items])
-    now = utcnow()
-    payments: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    settled: list[Any] = []
-    recorded: list[tuple[object, None, dict[str, Any]]] = []
-    for p in items:
-        pid = new_id()
-        payments.append(
-            {
-                "id": pid,
-                "debtor_id": p.debtor_id,
-                "amount_minor": p.amount_minor,
-                "currency": p.currency,
-                "method": p.method,
-                "reference": p.reference,
-                "received_on": p.received_on,
-                "created_by": actor.label,
-                "created_at": now,
-            }
-        )
-        kind = EntryKind.agency_payment if p.method == "agency" else EntryKind.payment
-        candidates = [c for c in payable.get(p.debtor_id, []) if c.currency == p.currency]
-        if p.invoice_id is not None:
-            candidates = [c for c in candidates if c.id == p.invoice_id]
-        allocations: list[dict[str, Any]] = []
-        left = p.amount_minor
+    def pay(
+        self,
+        *,
+        debtor_id: uuid.UUID,
+        invoice_id: uuid.UUID | None,
+        amount_minor: int,
+        currency: str,
+        received_on: date,
+        reference: str | None,
+    ) -> BookPayment:
+        """Allocate one payment in memory; raises NotPayable like ``record_payment`` refuses."""
+        candidates = self.payable(debtor_id, currency)
+        if invoice_id is not None:
+            invoice = self.invoices[invoice_id]
+            if invoice.status not in _PAYABLE and invoice.status != InvoiceStatus.paid:
+                raise NotPayable(invoice.status)
+            candidates = [c for c in candidates if c.id == invoice_id]
+        payment = BookPayment(new_id(), debtor_id, amount_minor, currency, reference, received_on, [])
+        left = amount_minor
         for cand in candidates:
             if left == 0:
                 break
-            take = min(left, int(cand.open_minor))
+            open_minor = cand.open.get(currency, 0)
+            take = min(left, open_minor)
             left -= take
-            if take == int(cand.open_minor):
-                settled.append((cand, pid))
-            rows.append(_row(kind, p, actor, take, pid, cand.id, p.reference))
-            allocations.append({"invoice": cand.external_id, "amount": Money(take, p.currency).decimal_str})
+            cand.open[currency] = open_minor - take
+            if take == open_minor:
+                self.settled.append((cand, cand.status, payment.id))
+                cand.status = InvoiceStatus.paid.value
+            payment.allocations.append((cand, take))
         if left:
-            note = "unallocated: credit on the debtor's account"
-            rows.append(_row(kind, p, actor, left, pid, None, note))
-            allocations.append({"invoice": None, "amount": Money(left, p.currency).decimal_str})
-        recorded.append(
-            (
-                pid,
-                None,
-                {
-                    "debtor": external[p.debtor_id],
-                    "amount": Money(p.amount_minor, p.currency).decimal_str,
-                    "currency": p.currency,
-                    "method": p.method,
-                    "reference": p.reference,
-                    "allocations": allocations,
-                },
+            payment.allocations.append((None, left))
+        self.payments.append(payment)
+        return payment
+
+
+async def open_book(session: AsyncSession, debtor_ids: Iterable[uuid.UUID]) -> PaymentBook:
+    """Lock the debtors (id order) and load all their invoices with open amounts per currency."""
+    ids = sorted(set(debtor_ids))
+    book = PaymentBook()
+    size = chunk_size(session)
+    for part in chunks(ids, size):
+        stmt = select(col(Debtor.id), col(Debtor.external_id)).where(among(session, col(Debtor.id), part))
+        rows = await session.execute(stmt.order_by(col(Debtor.id)).with_for_update())
+        book.debtor_external_ids.update({i: e for i, e in rows.all()})
+    for part in chunks(ids, size):
+        invoices = select(
+            col(Invoice.id),
+            col(Invoice.external_id),
+            col(Invoice.number),
+            col(Invoice.debtor_id),
+            col(Invoice.currency),
+            col(Invoice.status),
+            col(Invoice.due_date),
+        ).where(among(session, col(Invoice.debtor_id), part))
+        for i, ext, number, debtor, currency, status, due in (await session.execute(invoices)).all():
+            inv = BookInvoice(i, ext, number, debtor, currency, status, due)
+            book.invoices[inv.id] = inv
+            book.by_debtor.setdefault(inv.debtor_id, []).append(inv)
+            book.by_number[inv.number] = inv
+        sums = (
+            select(
+                col(LedgerEntry.invoice_id),
+                col(LedgerEntry.currency),
+                func.sum(col(LedgerEntry.amount_minor)),
             )
+            .where(among(session, col(LedgerEntry.debtor_id), part), col(LedgerEntry.invoice_id).is_not(None))
+            .group_by(col(LedgerEntry.invoice_id), col(LedgerEntry.currency))
         )
-    await insert_rows(session, table_of(Payment), payments)
+        for invoice_id, currency, total in (await session.execute(sums)).all():
+            if invoice_id in book.invoices:
+                book.invoices[invoice_id].open[currency] = int(total)
+    return book
+
+
+async def flush(session: AsyncSession, book: PaymentBook, *, actor: Actor, method: str) -> None:
+    """Write what ``pay`` allocated, as ``record_payment`` would have, in bulk."""
+    if not book.payments:
+        return
+    kind = EntryKind.agency_payment if method == "agency" else EntryKind.payment
+    now = utcnow()
+    records = [
+        (p.id, p.debtor_id, p.amount_minor, p.currency, method, p.reference, p.received_on, actor.label, now)
+        for p in book.payments
+    ]
+    await copy_records(session, table_of(Payment), PAYMENT_COLUMNS, records)
+    rows: list[dict[str, Any]] = []
+    for p in book.payments:
+        for inv, take in p.allocations:
+            rows.append(
+                entry_row(
+                    kind=kind,
+                    debtor_id=p.debtor_id,
+                    amount_minor=take,
+                    currency=p.currency,
+                    effective_date=p.received_on,
+                    created_by=actor.label,
+                    invoice_id=inv.id if inv is not None else None,
+                    payment_id=p.id,
+                    description=p.reference
+                    if inv is not None
+                    else "unallocated: credit on the debtor's account",
+                )
+            )
     await post(session, rows)
-    settled_ids = [c.id for c, _ in settled]
-    await invoice_repo.set_status(session, settled_ids, InvoiceStatus.paid, now)
-    await keep_promises(session, settled_ids)
+    settled = [inv.id for inv, _, _ in book.settled]
+    await invoice_repo.set_status(session, settled, InvoiceStatus.paid, now)
+    await _keep_promises(session, settled)
     await emit_many(
         session,
         EventType.invoice_paid,
-        ((c.external_id, {"invoice": c.external_id, "payment_id": str(pid)}) for c, pid in settled),
+        (
+            (inv.external_id, {"invoice": inv.external_id, "payment_id": str(pid)})
+            for inv, _, pid in book.settled
+        ),
     )
-    await audit.record_many(session, actor, "payment.recorded", "payment", recorded)
+    await audit.record_many(
+        session, actor, "payment.recorded", "payment", (_audit(book, p, method) for p in book.payments)
+    )
     await audit.record_many(
         session,
         actor,
@@ -179,33 +225,42 @@ async def record_payments(
         "invoice",
         (
             (
-                c.external_id,
-                {"status": c.status},
+                inv.external_id,
+                {"status": before},
                 {"status": InvoiceStatus.paid.value, "payment_id": str(pid)},
             )
-            for c, pid in settled
+            for inv, before, pid in book.settled
         ),
     )
-    return [row["id"] for row in payments]
 
 
-def _row(
-    kind: EntryKind,
-    p: NewPayment,
-    actor: Actor,
-    amount: int,
-    payment_id: uuid.UUID,
-    invoice_id: uuid.UUID | None,
-    description: str | None,
-) -> dict[str, Any]:
-    return entry_row(
-        kind=kind,
-        debtor_id=p.debtor_id,
-        amount_minor=amount,
-        currency=p.currency,
-        effective_date=p.received_on,
-        created_by=actor.label,
-        invoice_id=invoice_id,
-        payment_id=payment_id,
-        description=description,
+def _audit(book: PaymentBook, p: BookPayment, method: str) -> tuple[object, None, dict[str, Any]]:
+    return (
+        p.id,
+        None,
+        {
+            "debtor": book.debtor_external_ids.get(p.debtor_id),
+            "amount": Money(p.amount_minor, p.currency).decimal_str,
+            "currency": p.currency,
+            "method": method,
+            "reference": p.reference,
+            "allocations": [
+                {
+                    "invoice": inv.external_id if inv is not None else None,
+                    "amount": Money(take, p.currency).decimal_str,
+                }
+                for inv, take in p.allocations
+            ],
+        },
     )
+
+
+async def _keep_promises(session: AsyncSession, invoice_ids: Sequence[uuid.UUID]) -> None:
+    """Paid invoices keep their active promises (``holds.keep_promises``, in chunks)."""
+    now = utcnow()
+    for part in chunks(list(invoice_ids), chunk_size(session)):
+        await session.execute(
+            update(Promise)
+            .where(among(session, col(Promise.invoice_id), part), col(Promise.status) == PromiseStatus.active)
+            .values(status=PromiseStatus.kept, resolved_at=now)
+        )

@@ -3,7 +3,7 @@
 The result is what ``service.apply_state`` would give for each snapshot in turn; only the cost
 differs. The PSP payment rows are locked together (in provider-id order, so two drainers cannot
 deadlock), and the common case, a payment that is now paid and not yet in the ledger (no refunds
-or chargebacks reported yet), is booked set-based by ``core.ledger.batch.record_payments``. Every
+or chargebacks reported yet), is booked set-based by ``core.ledger.psp_batch.record_payments``. Every
 other case (a status change that posts nothing, refunds, chargebacks, a second payment of the same
 debtor in the batch, an unknown payment, an invoice that cannot take the payment) goes through
 ``service.apply_state`` one by one, after the set-based part, in the same transaction.
@@ -23,7 +23,7 @@ from sqlmodel import col
 from core import audit
 from core.base import utcnow
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
-from core.ledger import batch as ledger_batch
+from core.ledger import psp_batch as ledger_batch
 from core.money import Money
 from core.payments import repository as repo
 from core.payments import service

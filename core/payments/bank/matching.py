@@ -8,13 +8,19 @@
    open amount.
 
 The currency must match the invoice's. Anything else stays unmatched, with a reason and the candidates.
+
+The rules run in memory, line after line in file order, over a ``MatchContext`` that ``load_context``
+fills with a few set-based queries (references, learned IBANs, invoice numbers) and a locked
+``PaymentBook`` (core/ledger/batch.py) of every debtor a line could pay. Each matched line moves the
+book's open amounts and teaches its IBAN at once, so a later line of the same statement sees both,
+exactly as if the lines had been imported one by one.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +28,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.bulk import among
+from core.bulk import among, chunk_size, chunks
 from core.invoices.models import BOOKED_STATUSES, PAYABLE_STATUSES, Invoice
-from core.ledger import repository as ledger_repo
+from core.ledger.batch import BookInvoice, PaymentBook, open_book
 from core.payments import reference as references
 from core.payments.bank.models import DebtorBankAccount, LineStatus, MatchRule
 from core.payments.bank.parsers import Line
+from core.payments.models import PaymentReference
 
 _RF = re.compile(r"(?<![A-Z0-9])RF\d{2}(?:[ ]?[A-Z0-9]){1,21}", re.IGNORECASE)
 _TOKEN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-/._]*[A-Za-z0-9])?")
@@ -72,7 +79,18 @@ def tokens(*texts: str | None) -> list[str]:
     return list(dict.fromkeys(out))[:MAX_TOKENS]
 
 
-def _candidate(inv: Any) -> dict[str, Any]:
+_PAYABLE = frozenset(s.value for s in PAYABLE_STATUSES)
+_BOOKED = frozenset(s.value for s in BOOKED_STATUSES)
+
+
+@dataclass
+class MatchContext:
+    book: PaymentBook
+    references: dict[str, tuple[uuid.UUID, uuid.UUID | None]]  # RF → (debtor, invoice or None)
+    known: dict[str, list[uuid.UUID]]  # IBAN → debtors learned for it (grows as lines match)
+
+
+def _candidate(inv: BookInvoice) -> dict[str, Any]:
     return {
         "invoice_external_id": inv.external_id,
         "invoice_number": inv.number,
@@ -81,92 +99,75 @@ def _candidate(inv: Any) -> dict[str, Any]:
     }
 
 
-async def known_debtors(session: AsyncSession, iban: str | None) -> list[uuid.UUID]:
-    if not iban:
-        return []
-    stmt = select(col(DebtorBankAccount.debtor_id)).where(col(DebtorBankAccount.iban) == iban)
-    return list((await session.scalars(stmt)).all())
-
-
-async def _invoice(session: AsyncSession, invoice_id: uuid.UUID) -> Any:
-    stmt = select(
-        col(Invoice.id),
-        col(Invoice.external_id),
-        col(Invoice.number),
-        col(Invoice.debtor_id),
-        col(Invoice.currency),
-        col(Invoice.status),
-    ).where(col(Invoice.id) == invoice_id)
-    return (await session.execute(stmt)).one()
-
-
-async def _by_numbers(
-    session: AsyncSession, numbers: Sequence[str], debtors: Iterable[uuid.UUID]
-) -> list[Any]:
-    if not numbers:
-        return []
-    payable = col(Invoice.status).in_(PAYABLE_STATUSES)
-    debtor_ids = list(debtors)
-    visible: Any = payable
-    if debtor_ids:
-        visible = payable | (
-            col(Invoice.debtor_id).in_(debtor_ids) & col(Invoice.status).in_(BOOKED_STATUSES)
+async def load_context(session: AsyncSession, lines: Sequence[Line]) -> MatchContext:
+    """Everything the rules can look at, for all lines at once; the debtors involved are locked."""
+    size = chunk_size(session)
+    wanted = sorted({ref for line in lines for ref in rf_candidates(line.reference, line.remittance)})
+    refs: dict[str, tuple[uuid.UUID, uuid.UUID | None]] = {}
+    for part in chunks(wanted, size):
+        stmt = select(
+            col(PaymentReference.reference), col(PaymentReference.debtor_id), col(PaymentReference.invoice_id)
+        ).where(among(session, col(PaymentReference.reference), part))
+        refs.update({r: (d, i) for r, d, i in (await session.execute(stmt)).all()})
+    debtors: set[uuid.UUID] = {d for d, _ in refs.values()}
+    words: set[str] = set()
+    for line in lines:
+        if not any(r in refs for r in rf_candidates(line.reference, line.remittance)):
+            words.update(tokens(line.reference, line.remittance))
+    for part in chunks(sorted(words), size):
+        owners = select(col(Invoice.debtor_id)).where(
+            among(session, col(Invoice.number), part), col(Invoice.status).in_(BOOKED_STATUSES)
         )
-    stmt = (
-        select(
-            col(Invoice.id),
-            col(Invoice.external_id),
-            col(Invoice.number),
-            col(Invoice.debtor_id),
-            col(Invoice.currency),
-            col(Invoice.status),
+        debtors.update((await session.scalars(owners)).all())
+    ibans = sorted({line.counterparty_iban for line in lines if line.counterparty_iban})
+    known: dict[str, list[uuid.UUID]] = {}
+    for part in chunks(ibans, size):
+        accounts = (
+            select(col(DebtorBankAccount.iban), col(DebtorBankAccount.debtor_id))
+            .where(among(session, col(DebtorBankAccount.iban), part))
+            .order_by(col(DebtorBankAccount.created_at), col(DebtorBankAccount.id))
         )
-        .where(among(session, col(Invoice.number), list(numbers)), visible)
-        .order_by(col(Invoice.number))
-    )
-    return list((await session.execute(stmt)).all())
+        for iban, debtor_id in (await session.execute(accounts)).all():
+            known.setdefault(iban, []).append(debtor_id)
+            debtors.add(debtor_id)
+    return MatchContext(await open_book(session, debtors), refs, known)
 
 
-async def _by_reference(session: AsyncSession, line: Line) -> Decision | None:
+def _by_reference(ctx: MatchContext, line: Line) -> Decision | None:
     for ref in rf_candidates(line.reference, line.remittance):
-        found = await references.resolve(session, ref)
+        found = ctx.references.get(ref)
         if found is None:
             continue
-        if found.invoice_id is not None:
-            inv = await _invoice(session, found.invoice_id)
+        debtor_id, invoice_id = found
+        if invoice_id is not None:
+            inv = ctx.book.invoices.get(invoice_id)
+            if inv is None:
+                continue
             if inv.currency != line.currency:
                 return Decision(
                     LineStatus.unmatched, reason="currency_mismatch", candidates=[_candidate(inv)]
                 )
             return Decision(LineStatus.matched, MatchRule.rf_reference, None, inv.debtor_id, inv.id)
-        open_here = await ledger_repo.payable_invoices(session, found.debtor_id, line.currency)
-        if not open_here and await _owes_other_currency(session, found.debtor_id, line.currency):
+        open_here = ctx.book.payable(debtor_id, line.currency)
+        if not open_here and ctx.book.owes_other_currency(debtor_id, line.currency):
             return Decision(
                 LineStatus.unmatched,
                 reason="currency_mismatch",
-                candidates=[{"debtor_id": str(found.debtor_id), "reference": ref}],
+                candidates=[{"debtor_id": str(debtor_id), "reference": ref}],
             )
-        return Decision(LineStatus.matched, MatchRule.rf_reference, None, found.debtor_id, None)
+        return Decision(LineStatus.matched, MatchRule.rf_reference, None, debtor_id, None)
     return None
 
 
-async def _owes_other_currency(session: AsyncSession, debtor_id: uuid.UUID, currency: str) -> bool:
-    stmt = (
-        select(col(Invoice.id))
-        .where(
-            col(Invoice.debtor_id) == debtor_id,
-            col(Invoice.status).in_(PAYABLE_STATUSES),
-            col(Invoice.currency) != currency,
-        )
-        .limit(1)
-    )
-    return (await session.execute(stmt)).first() is not None
-
-
-async def _by_number(session: AsyncSession, line: Line, known: list[uuid.UUID]) -> Decision | None:
-    found = await _by_numbers(session, tokens(line.reference, line.remittance), known)
+def _by_number(ctx: MatchContext, line: Line, known: list[uuid.UUID]) -> Decision | None:
+    found: list[BookInvoice] = []
+    for word in tokens(line.reference, line.remittance):
+        inv = ctx.book.by_number.get(word)
+        if inv is not None and (inv.status in _PAYABLE or (inv.debtor_id in known and inv.status in _BOOKED)):
+            found.append(inv)
     if not found:
         return None
+    found.sort(key=lambda i: i.number)
     if len(found) > 1 and known:
         mine = [i for i in found if i.debtor_id in known]
         found = mine or found
@@ -180,14 +181,15 @@ async def _by_number(session: AsyncSession, line: Line, known: list[uuid.UUID]) 
     return Decision(LineStatus.matched, MatchRule.invoice_number, None, inv.debtor_id, inv.id)
 
 
-async def _by_iban_and_amount(session: AsyncSession, line: Line, known: list[uuid.UUID]) -> Decision | None:
+def _by_iban_and_amount(ctx: MatchContext, line: Line, known: list[uuid.UUID]) -> Decision | None:
     if not known:
         return None
-    hits: list[tuple[uuid.UUID, Any]] = []
-    for debtor_id in known:
-        for inv in await ledger_repo.payable_invoices(session, debtor_id, line.currency):
-            if int(inv.open_minor) == line.amount_minor:
-                hits.append((debtor_id, inv))
+    hits = [
+        (debtor_id, inv)
+        for debtor_id in known
+        for inv in ctx.book.payable(debtor_id, line.currency)
+        if inv.open.get(line.currency, 0) == line.amount_minor
+    ]
     if len(hits) == 1:
         debtor_id, inv = hits[0]
         return Decision(LineStatus.matched, MatchRule.learned_iban, None, debtor_id, inv.id)
@@ -205,18 +207,18 @@ async def _by_iban_and_amount(session: AsyncSession, line: Line, known: list[uui
     )
 
 
-async def decide(session: AsyncSession, line: Line) -> Decision:
+def decide(ctx: MatchContext, line: Line) -> Decision:
     """Apply the rules in order; the first that speaks decides."""
     if line.ignore_reason:
         return Decision(LineStatus.ignored, reason=line.ignore_reason)
-    by_ref = await _by_reference(session, line)
+    by_ref = _by_reference(ctx, line)
     if by_ref is not None:
         return by_ref
-    known = await known_debtors(session, line.counterparty_iban)
-    by_number = await _by_number(session, line, known)
+    known = ctx.known.get(line.counterparty_iban or "", []) if line.counterparty_iban else []
+    by_number = _by_number(ctx, line, known)
     if by_number is not None:
         return by_number
-    by_iban = await _by_iban_and_amount(session, line, known)
+    by_iban = _by_iban_and_amount(ctx, line, known)
     if by_iban is not None:
         return by_iban
     return Decision(LineStatus.unmatched, reason="no_match")

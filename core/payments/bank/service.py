@@ -7,7 +7,7 @@ Idempotency rule (README "Bank statements and exports"):
   so the same transaction in two overlapping statements (or in a CAMT and an MT940 export of the same
   account) is stored and posted once. A line without a bank reference is keyed by account + statement
   id + its position in that statement, so a re-sent copy of the same statement is recognised too.
-- The line is claimed (inserted under its key) before anything is posted, in the same transaction.
+- Lines are matched and posted set-based (core/payments/bank/batch.py), under a per-account lock.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ from core.audit import Actor
 from core.base import new_id, utcnow
 from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
-from core.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound
+from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.invoices import repository as invoice_repo
 from core.invoices.models import Invoice
 from core.ledger import service as ledger
 from core.ledger.schemas import PaymentIn
 from core.money import format_minor
+from core.payments.bank import batch
 from core.payments.bank import repository as repo
-from core.payments.bank.matching import Decision, decide
+from core.payments.bank.batch import line_key as line_key
 from core.payments.bank.models import BankLine, BankStatement, LineStatus, MatchRule
 from core.payments.bank.parsers import Line, ParsedFile, parse
 from core.payments.bank.schemas import AssignIn
@@ -50,18 +51,6 @@ class ImportResult:
 
     def count(self, status: LineStatus) -> int:
         return sum(1 for line in self.lines if line.status == status)
-
-
-def line_key(line: Line) -> str:
-    direction = "C" if line.credit else "D"
-    if line.bank_reference:
-        basis = (
-            f"ref|{line.account_iban}|{line.bank_reference}|{line.entry_index}|{direction}"
-            f"|{line.amount_minor}|{line.currency}"
-        )
-    else:
-        basis = f"pos|{line.account_iban}|{line.statement_ref}|{line.statement_position}|{direction}"
-    return hashlib.sha256(basis.encode()).hexdigest()
 
 
 async def import_statement(
@@ -97,12 +86,7 @@ async def import_statement(
         assert twin is not None
         return ImportResult(twin, False, list(await repo.lines_of(session, twin.id)))
     result = ImportResult(BankStatement(**row), True)
-    for line in parsed.lines:
-        stored = await _import_line(session, statement_id, line, actor=actor, today=today)
-        if stored is None:
-            result.duplicates.append(line)
-        else:
-            result.lines.append(stored)
+    await batch.import_lines(session, statement_id, parsed.lines, result, actor=actor)
     await audit.record(
         session,
         actor,
@@ -133,80 +117,6 @@ def _summary(parsed: ParsedFile, result: ImportResult) -> dict[str, Any]:
         "unmatched": result.count(LineStatus.unmatched),
         "ignored": result.count(LineStatus.ignored),
         "duplicates": len(result.duplicates),
-    }
-
-
-def _line_row(statement_id: uuid.UUID, line: Line, status: LineStatus, reason: str | None) -> dict[str, Any]:
-    return {
-        "id": new_id(),
-        "statement_id": statement_id,
-        "position": line.position,
-        "source_line": line.source_line,
-        "line_key": line_key(line),
-        "account_iban": line.account_iban,
-        "bank_reference": line.bank_reference,
-        "booking_date": line.booking_date,
-        "value_date": line.value_date,
-        "credit": line.credit,
-        "amount_minor": line.amount_minor,
-        "currency": line.currency,
-        "counterparty_iban": line.counterparty_iban,
-        "counterparty_name": line.counterparty_name,
-        "reference": line.reference,
-        "remittance": line.remittance,
-        "status": status.value,
-        "reason": reason,
-        "created_at": utcnow(),
-    }
-
-
-async def _import_line(
-    session: AsyncSession, statement_id: uuid.UUID, line: Line, *, actor: Actor, today: date
-) -> BankLine | None:
-    initial = LineStatus.ignored if line.ignore_reason else LineStatus.unmatched
-    row = _line_row(statement_id, line, initial, line.ignore_reason or "pending")
-    if not await repo.claim_line(session, row):
-        return None
-    decision = await decide(session, line) if initial == LineStatus.unmatched else None
-    values: dict[str, Any] = {}
-    if decision is not None:
-        values = await _apply(session, line, decision, actor=actor, today=today)
-        await repo.settle_line(session, row["id"], **values)
-    return BankLine(**(row | values))
-
-
-async def _apply(
-    session: AsyncSession, line: Line, decision: Decision, *, actor: Actor, today: date
-) -> dict[str, Any]:
-    """Post a matched line; anything the ledger refuses leaves the line to be processed by hand."""
-    if decision.status != LineStatus.matched or decision.debtor_id is None:
-        return {"status": decision.status.value, "reason": decision.reason, "candidates": decision.candidates}
-    try:
-        async with session.begin_nested():
-            payment_id = await _post(
-                session,
-                line,
-                debtor_id=decision.debtor_id,
-                invoice_id=decision.invoice_id,
-                actor=actor,
-                today=today,
-                source=decision.rule.value if decision.rule else "match",
-            )
-    except DomainError as exc:
-        return {
-            "status": LineStatus.unmatched.value,
-            "reason": exc.code[:64],
-            "candidates": decision.candidates,
-        }
-    return {
-        "status": LineStatus.matched.value,
-        "reason": None,
-        "rule": decision.rule.value if decision.rule else None,
-        "debtor_id": decision.debtor_id,
-        "invoice_id": decision.invoice_id,
-        "payment_id": payment_id,
-        "resolved_at": utcnow(),
-        "resolved_by": actor.label,
     }
 
 
