@@ -425,6 +425,30 @@ def cmd_bank(settings: Settings, args: argparse.Namespace) -> int:
     return _with_db(settings, run)
 
 
+def cmd_debtor(settings: Settings, args: argparse.Namespace) -> int:
+    """`duebot debtor erase EXTERNAL_ID [--force]`: remove a debtor's personal data (GDPR)."""
+    from core.debtors.erase import erase
+
+    async def run(db: Database) -> int:
+        try:
+            async with db.session_scope() as session:
+                result = await erase(session, args.external_id, actor=CLI, force=args.force)
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        if not result.erased:
+            print(f"debtor {result.external_id} holds no personal data any more; nothing changed")
+            return 0
+        counts = ", ".join(f"{n} {k.replace('_', ' ')}" for k, n in result.counts.items() if n)
+        forced = " (forced: claims were open)" if result.forced else ""
+        print(
+            f"erased the personal data of debtor {result.external_id}{forced}: {counts or 'name and address'}"
+        )
+        return 0
+
+    return _with_db(settings, run)
+
+
 def cmd_telegram(settings: Settings, args: argparse.Namespace) -> int:
     """`duebot telegram set-webhook`: register PUBLIC_BASE_URL/webhooks/telegram with the secret."""
     token = settings.telegram_bot_token.get_secret_value().strip() if settings.telegram_bot_token else ""
@@ -520,6 +544,12 @@ def build_parser() -> argparse.ArgumentParser:
     bki = bksub.add_parser("import", help="import a statement; matched payments are posted")
     bki.add_argument("file")
 
+    dt = sub.add_parser("debtor", help="debtors: erase personal data (GDPR)")
+    dtsub = dt.add_subparsers(dest="action", required=True)
+    dte = dtsub.add_parser("erase", help="remove a debtor's personal data; the ledger stays")
+    dte.add_argument("external_id")
+    dte.add_argument("--force", action="store_true", help="erase even with an open balance or credit")
+
     tg = sub.add_parser("telegram", help="the Telegram bot")
     tgsub = tg.add_subparsers(dest="action", required=True)
     tgsub.add_parser("set-webhook", help="register PUBLIC_BASE_URL/webhooks/telegram with Telegram")
@@ -541,6 +571,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "bank": cmd_bank,
     "worker": cmd_worker,
     "telegram": cmd_telegram,
+    "debtor": cmd_debtor,
 }
 
 

@@ -55,6 +55,7 @@ from core.audit import SYSTEM
 from core.base import JSONType, new_id, table_of
 from core.bulk import upsert_insert
 from core.debtors.models import Debtor
+from core.dunning import tone
 from core.dunning.agency import hand_over
 from core.dunning.holds import break_promises
 from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
@@ -224,6 +225,8 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
 
     # 2. One message per debtor, in the words of its most advanced stage.
     n_messages = await _messages(session, due, sweep_id, now) if n_due else 0
+    if n_messages:
+        await tone.adjust(session, sweep_id, today)  # the debtor's history moves the stage's tone
 
     # 3. Actions, at most once per (invoice, stage), each pointing at the message that carries it.
     n_actions = await _actions(session, due, sweep_id, now) if n_due else 0
