@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack import auth, views
@@ -88,6 +89,7 @@ def register_thread_actions(app: AsyncApp, deps: SlackDeps) -> None:
                 channel=str(channel), user=user.id, text=text("refused", user=user.id)
             )
             return
+        user = StaffUser(user.id, await _display_name(client, user.id))  # events carry only the id
         hook = deps.hooks.relay_to_debtor
         if hook is None:
             await client.chat_postEphemeral(channel=str(channel), user=user.id, text=text("not_available"))
@@ -97,6 +99,16 @@ def register_thread_actions(app: AsyncApp, deps: SlackDeps) -> None:
                 await hook(session, post.ref, str(event.get("text") or ""), user.actor)
         except DomainError as exc:
             await client.chat_postEphemeral(channel=str(channel), user=user.id, text=error_text(exc))
+
+
+async def _display_name(client: AsyncWebClient, user_id: str) -> str | None:
+    """The staff member's name for the audit trail (users.info); None when Slack will not say."""
+    try:
+        found = await client.users_info(user=user_id)
+    except SlackApiError:
+        return None
+    profile = found.get("user") or {}
+    return profile.get("real_name") or profile.get("name") or None
 
 
 async def _credit_invoice(session: Any, invoice_external_id: str, user: StaffUser, today: Any) -> None:

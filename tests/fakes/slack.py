@@ -103,7 +103,7 @@ class FakeSlack:
         if request.content_type == "application/json":
             body = json.loads(raw or b"{}")
         else:
-            body = dict(parse_qsl(raw.decode()))
+            body = dict(parse_qsl(raw.decode())) | dict(request.query)  # GET methods send query parameters
             for key in ("blocks", "view", "attachments"):
                 if isinstance(body.get(key), str):
                     body[key] = json.loads(body[key])
@@ -137,7 +137,7 @@ class FakeSlack:
         if method == "views.open":
             return {"ok": True, "view": {"id": "V0TEST", **(body.get("view") or {})}}
         if method == "users.info":
-            return {"ok": True, "user": {"id": body.get("user"), "name": "someone"}}
+            return {"ok": True, "user": {"id": body.get("user"), "name": "someone", "real_name": "Some One"}}
         return {"ok": True}
 
     async def _respond(self, request: web.Request) -> web.StreamResponse:
@@ -147,6 +147,7 @@ class FakeSlack:
     async def start(self) -> FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # users.info and other reads
         app.router.add_post("/respond/{name}", self._respond)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 import worker
-from core.audit import Actor
+from core.audit import Actor, AuditEvent
 from core.config import Settings
 from core.conversation.models import Chat
 from core.db import Database
@@ -182,6 +182,11 @@ async def test_a_staff_reply_in_a_relay_thread_lands_on_the_debtors_chat_outbox(
     assert (message.channel, message.status, message.payload["chat_id"]) == ("telegram", "queued", "4711")
     assert "Hi, this is Anna from finance" in message.payload["text"]
     assert message.payload["staff"] == f"staff:{ALLOWED}"
+    async with staff.db.sessionmaker() as s:
+        [entry] = (
+            await s.scalars(select(AuditEvent).where(col(AuditEvent.action) == "chat.staff_message"))
+        ).all()
+    assert (entry.actor_id, entry.actor_name) == (ALLOWED, "Some One")  # the name comes from users.info
 
 
 async def test_a_relay_without_a_linked_chat_tells_the_staff_member(staff: Staff) -> None:
