@@ -6,18 +6,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import structlog
 
 from bots.chat import ConversationHandler
 from bots.conversation import EngineHandler, conversation_deps
-from bots.telegram.bot import TelegramBot
 from bots.whatsapp.bot import WhatsAppBot
 from core.config import Settings
 from core.db import Database
 from core.payments import providers
 from core.ports import Clock, SystemClock
+
+if TYPE_CHECKING:  # aiogram costs ~140 MB of memory: imported only when a bot token is set
+    from bots.telegram.bot import TelegramBot
 
 log = structlog.get_logger(__name__)
 
@@ -48,10 +51,12 @@ def build_chat_bots(
     handler = handler or conversation_handler(settings, db, clock)
     if handler is None:
         return ChatBots()
-    return ChatBots(
-        telegram=TelegramBot.from_settings(settings, handler, db, clock=clock),
-        whatsapp=WhatsAppBot.from_settings(settings, handler, db, clock=clock),
-    )
+    telegram = None
+    if settings.telegram_bot_token is not None:
+        from bots.telegram.bot import TelegramBot
+
+        telegram = TelegramBot.from_settings(settings, handler, db, clock=clock)
+    return ChatBots(telegram=telegram, whatsapp=WhatsAppBot.from_settings(settings, handler, db, clock=clock))
 
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0", ""})  # noqa: S104 (names, not a bind)
@@ -69,6 +74,8 @@ def wants_polling(settings: Settings) -> bool:
 
 async def poll_telegram(settings: Settings) -> None:
     """Long-poll Telegram until cancelled (the development set-up of `duebot run`)."""
+    from bots.telegram.bot import TelegramBot
+
     db = Database.from_url(settings.database_url)
     clock = SystemClock()
     handler = conversation_handler(settings, db, clock)

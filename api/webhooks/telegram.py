@@ -12,15 +12,17 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 
 from api.deps import ServicesDep
 from api.problems import problem
-from bots.telegram.bot import TelegramBot
 from core.errors import InvalidInput, Unauthorized
+
+if TYPE_CHECKING:  # aiogram costs ~140 MB of memory: loaded only when Telegram is configured
+    from bots.telegram.bot import TelegramBot
 
 router = APIRouter(tags=["webhooks"])
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 (a header name)
