@@ -48,12 +48,15 @@ async def post_once(
     ref: str,
     channel: str,
     blocks: Sequence[dict[str, Any]],
-    fallback: str,
+    fallback: str | None = None,
     data: dict[str, Any] | None = None,
     thread_ts: str | None = None,
     now: datetime,
 ) -> str | None:
-    """Post unless (kind, ref) was posted before. Returns the message ts, or None when it was."""
+    """Post unless (kind, ref) was posted before. Returns the message ts, or None when it was.
+    ``fallback`` (the notification text) defaults to the first block's text."""
+    if fallback is None:
+        fallback = str(blocks[0]["text"]["text"])
     async with db.session_scope() as session:
         claim = await posts.claim(session, kind, ref, {**(data or {}), "blocks": list(blocks)})
     if claim is None:
@@ -175,7 +178,6 @@ async def post_broken_promises(client: AsyncWebClient, db: Database, channel: st
             ref=str(event.id),
             channel=channel,
             blocks=blocks,
-            fallback=blocks[0]["text"]["text"],
             now=now,
         )
         posted += ts is not None
@@ -212,7 +214,6 @@ async def post_dispute_thread(
         ref=notice.invoice_external_id,
         channel=channel,
         blocks=blocks,
-        fallback=blocks[0]["text"]["text"],
         data={"invoice": notice.invoice_external_id},
         now=now,
     )
@@ -230,7 +231,6 @@ async def post_relay_thread(
         ref=notice.conversation_id,
         channel=channel,
         blocks=blocks,
-        fallback=blocks[0]["text"]["text"],
         data={"debtor": notice.debtor_name},
         now=now,
     )
@@ -261,7 +261,6 @@ async def post_plan_approval(
         ref=plan.id,
         channel=channel,
         blocks=blocks,
-        fallback=blocks[0]["text"]["text"],
         now=now,
     )
 
@@ -278,7 +277,6 @@ async def post_refund_request(
         ref=refund.id,
         channel=channel,
         blocks=blocks,
-        fallback=blocks[0]["text"]["text"],
         data={"requested_by": refund.requested_by},
         now=now,
     )
