@@ -6,6 +6,8 @@ Environment:
   BENCH_TIMEOUT       seconds for the whole run (default 3600); the run stops itself after that
   BENCH_WRITE         1: write the files even for a scaled-down run; 0: never write them
   BENCH_STRICT        1: exit 1 when a goal is missed (default: report it, exit 0)
+  BENCH_ONLY          comma-separated module names (intake,dunning,...): run only those; the files
+                      are then left alone unless BENCH_WRITE=1
 and each benchmark's own settings (intake: BENCH_INVOICES, BENCH_DEBTORS, BENCH_COPY_REPEATS,
 BENCH_IDEMPOTENCY=0 to send no Idempotency-Key; dunning, in <database>_dunning: BENCH_DUNNING_INVOICES,
 BENCH_DUNNING_SMALL_INVOICES, BENCH_DUNNING_DUE, BENCH_DUNNING_DEBTORS, BENCH_DUNNING_REPEATS,
@@ -52,6 +54,16 @@ BENCHMARKS: list[Callable[[Context], Section]] = [
 ]
 
 
+def _selected() -> list[Callable[[Context], Section]]:
+    only = {name.strip() for name in os.environ.get("BENCH_ONLY", "").split(",") if name.strip()}
+    known = {bench.__module__.rsplit(".", 1)[-1] for bench in BENCHMARKS}
+    if only - known:
+        raise SystemExit(
+            f"BENCH_ONLY: unknown {', '.join(sorted(only - known))}; known: {', '.join(sorted(known))}"
+        )
+    return [bench for bench in BENCHMARKS if not only or bench.__module__.rsplit(".", 1)[-1] in only]
+
+
 def _out_of_time(_signum: int, _frame: FrameType | None) -> None:
     raise TimeoutError("the bench exceeded BENCH_TIMEOUT")
 
@@ -69,13 +81,15 @@ def main() -> int:
     signal.alarm(timeout + 30)  # the phases watch ctx.deadline; this is the backstop
     started = time.monotonic()
     try:
-        sections = [bench(ctx) for bench in BENCHMARKS]
+        sections = [bench(ctx) for bench in _selected()]
     finally:
         signal.alarm(0)
     elapsed = time.monotonic() - started
 
     facts = machine_facts() | ctx.facts
-    scaled = overridden_sizes()
+    scaled: dict[str, object] = dict(overridden_sizes())
+    if os.environ.get("BENCH_ONLY"):
+        scaled["BENCH_ONLY"] = os.environ["BENCH_ONLY"]
     if scaled:
         facts["Scaled down"] = ", ".join(f"{k}={v}" for k, v in scaled.items())
     markdown = render_markdown(sections, facts, elapsed)
