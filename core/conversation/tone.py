@@ -22,14 +22,16 @@ update): a scalar subquery whose history part PostgreSQL evaluates only when rul
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import ColumnElement, Uuid, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, Date, Select, Uuid, bindparam, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.base import UTCDateTime
 from core.debtors.models import Debtor
 from core.dunning import tone as dunning_tone
 from core.dunning.models import DunningAction, Promise, PromiseStatus
@@ -38,6 +40,7 @@ from core.messaging.models import Message
 
 BEFORE_ANY_REMINDER = "friendly"  # the tone of a stage before the due date (reminder_before_due)
 DEFAULT = BEFORE_ANY_REMINDER  # an unlinked chat, or a debtor linked during this message
+SINCE, SINCE_AT = "chat_tone_since", "chat_tone_since_at"  # the history window's start
 
 
 def _latest_open_reminder_tone(debtor_id: Any) -> ColumnElement[Any]:
@@ -58,10 +61,9 @@ def _latest_open_reminder_tone(debtor_id: Any) -> ColumnElement[Any]:
     )
 
 
-def _history_tone(debtor_id: Any, today: date) -> ColumnElement[Any]:
+def _history_tone(debtor_id: Any) -> ColumnElement[Any]:
     """``dunning_tone.choose(BEFORE_ANY_REMINDER, history)`` in SQL, for one debtor: the history
     rule of core/dunning/tone.py (same window, same thresholds) at a friendly stage."""
-    since = today - dunning_tone.WINDOW
     reminded = (
         select(literal(1))
         .where(
@@ -76,7 +78,7 @@ def _history_tone(debtor_id: Any, today: date) -> ColumnElement[Any]:
         .where(
             col(Invoice.debtor_id) == debtor_id,
             col(Invoice.status) == InvoiceStatus.paid.value,
-            col(Invoice.due_date) >= since,
+            col(Invoice.due_date) >= bindparam(SINCE, type_=Date()),
             reminded,
         )
         .scalar_subquery()
@@ -87,7 +89,7 @@ def _history_tone(debtor_id: Any, today: date) -> ColumnElement[Any]:
         .where(
             col(Promise.debtor_id) == debtor_id,
             col(Promise.status) == PromiseStatus.broken.value,
-            col(Promise.created_at) >= datetime.combine(since, time(), UTC),
+            col(Promise.created_at) >= bindparam(SINCE_AT, type_=UTCDateTime()),
         )
         .scalar_subquery()
     )
@@ -97,12 +99,31 @@ def _history_tone(debtor_id: Any, today: date) -> ColumnElement[Any]:
     return case((habitual, literal(firmer)), else_=literal(BEFORE_ANY_REMINDER))
 
 
-def column(debtor_id: Any, today: date) -> ColumnElement[str]:
+def column(debtor_id: Any) -> ColumnElement[str]:
     """The chat tone of debtor ``debtor_id`` (a column or a value) as a labelled SQL expression, to
-    select next to the debtor: ``select(Debtor, column(col(Debtor.id), today))``."""
-    return func.coalesce(_latest_open_reminder_tone(debtor_id), _history_tone(debtor_id, today)).label(
-        "chat_tone"
-    )
+    select next to the debtor; execute it with :func:`params`::
+
+        select(Debtor, column(col(Debtor.id))).where(...), params(today)
+    """
+    return func.coalesce(_latest_open_reminder_tone(debtor_id), _history_tone(debtor_id)).label("chat_tone")
+
+
+def params(today: date) -> dict[str, Any]:
+    """The bound values :func:`column` needs: the start of the history window."""
+    since = today - dunning_tone.WINDOW
+    return {SINCE: since, SINCE_AT: datetime.combine(since, time(), UTC)}
+
+
+@functools.cache
+def _debtor_statement() -> Select[Debtor, str]:
+    # Built once: composing the subqueries costs about a millisecond of Python per update.
+    debtor_id = bindparam("chat_tone_debtor_id", type_=Uuid())
+    return select(Debtor, column(col(Debtor.id))).where(col(Debtor.id) == debtor_id)
+
+
+@functools.cache
+def _tone_statement() -> Select[str]:
+    return select(column(bindparam("chat_tone_debtor_id", type_=Uuid())))
 
 
 async def debtor_with_tone(
@@ -111,11 +132,8 @@ async def debtor_with_tone(
     """The chat's debtor and the chat tone, in one statement; (None, DEFAULT) for no debtor."""
     if debtor_id is None:
         return None, DEFAULT
-    row = (
-        await session.execute(
-            select(Debtor, column(col(Debtor.id), today)).where(col(Debtor.id) == debtor_id)
-        )
-    ).one_or_none()
+    values = {"chat_tone_debtor_id": debtor_id, **params(today)}
+    row = (await session.execute(_debtor_statement(), values)).one_or_none()
     if row is None:
         return None, DEFAULT
     return row[0], str(row[1])
@@ -123,5 +141,6 @@ async def debtor_with_tone(
 
 async def of(session: AsyncSession, debtor_id: uuid.UUID, today: date) -> str:
     """The chat tone alone (for texts sent outside an update, such as staff's plan decision)."""
-    tone = await session.scalar(select(column(literal(debtor_id, Uuid()), today)))
+    values = {"chat_tone_debtor_id": debtor_id, **params(today)}
+    tone = await session.scalar(_tone_statement(), values)
     return str(tone or DEFAULT)
