@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import Actor
 from core.config import Settings
 from core.conversation import texts
+from core.conversation import tone as chat_tone
 from core.conversation.models import Chat
 from core.conversation.nlu import Classifier, RulesClassifier
 from core.conversation.payopts import PayOptionsFn
@@ -110,6 +111,7 @@ class Ctx:
     deps: ConversationDeps
     now: datetime  # aware, UTC
     debtor: Debtor | None = None
+    tone: str = chat_tone.DEFAULT  # of the chat's replies: core/conversation/tone.py
 
     @property
     def locale(self) -> str:
@@ -140,7 +142,7 @@ class Ctx:
         return self.debtor
 
     def text(self, key: str, **ctx: Any) -> str:
-        return texts.render(key, self.locale, **ctx)
+        return texts.render(key, self.locale, tone=self.tone, **ctx)
 
     def option(self, choice: str, label: str, **ctx: Any) -> Option:
         return Option(choice, texts.label(label, self.locale, **ctx))

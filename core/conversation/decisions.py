@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.audit import Actor
 from core.conversation import relay, texts
 from core.conversation import repository as repo
+from core.conversation import tone as chat_tone
 from core.debtors.models import Debtor
 from core.messaging.models import Message
 from core.money import Money
@@ -45,6 +46,7 @@ async def tell_plan_decision(
     text = texts.render(
         "plan.staff_approved" if approved else "plan.staff_declined",
         debtor.locale,
+        tone=await chat_tone.of(session, debtor.id, now.date()),
         total=Money(view.total_minor, view.currency),
         down_payment=Money(view.down_payment_minor, view.currency),
         schedule=schedule,

@@ -24,11 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.conversation import linking
 from core.conversation import repository as repo
+from core.conversation import tone as chat_tone
 from core.conversation.context import ConversationDeps, Ctx, StaffNotice, log_staff_notice
 from core.conversation.flows import account, holds, plan, prefs
 from core.conversation.nlu import Intent, Understanding, language_of
 from core.conversation.schemas import Inbound, Reply
-from core.debtors.models import Debtor
 from core.errors import DomainError
 
 __all__ = ["ConversationDeps", "StaffNotice", "handle", "log_staff_notice"]
@@ -86,8 +86,9 @@ async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationD
     if inbound.message_id and not await repo.first_time(session, chat.id, inbound.message_id, now):
         return []
     chat.last_inbound_at = chat.updated_at = now
-    debtor = await session.get(Debtor, chat.debtor_id) if chat.debtor_id else None
-    ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor)
+    # The debtor and the tone of the replies, in one statement (core/conversation/tone.py).
+    debtor, tone = await chat_tone.debtor_with_tone(session, chat.debtor_id, now.date())
+    ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor, tone=tone)
     try:
         async with session.begin_nested():  # a refused step leaves nothing half done
             replies = await _route(ctx, inbound)

@@ -7,6 +7,9 @@ A key names the file and the block: ``"account.balance"`` is block ``balance`` o
 Texts are channel-neutral plain text (adapters add markup). They share the filters of
 core.templates (``money``, ``date``, ``ucfirst``) and its strict rules: a missing variable or a
 printed None fails loudly, so a debtor never reads "None".
+
+Every text gets ``tone`` (friendly, neutral or firm; core/conversation/tone.py chooses it for the
+chat's debtor). Texts where the tone matters branch on it inside the block; the others ignore it.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from core.templates import TemplateNotFound, TemplateRenderError, _resolve_locale, environment
+from core.templates import TONES, TemplateNotFound, TemplateRenderError, _resolve_locale, environment
 
 GROUPS = ("account", "holds", "link", "plan", "prefs", "labels")
 
@@ -30,8 +33,10 @@ def _tidy(text: str) -> str:
     return "\n".join(out)
 
 
-def render(key: str, locale: str, **ctx: Any) -> str:
-    """The text of message ``key`` ("group.block") in the debtor's language."""
+def render(key: str, locale: str, *, tone: str = "neutral", **ctx: Any) -> str:
+    """The text of message ``key`` ("group.block") in the debtor's language and the chat's tone."""
+    if tone not in TONES:
+        raise TemplateNotFound(f"unknown tone {tone!r}; expected one of: {', '.join(TONES)}")
     group, _, block = key.partition(".")
     if group not in GROUPS or not block:
         raise TemplateNotFound(f"unknown chat text {key!r}")
@@ -43,13 +48,13 @@ def render(key: str, locale: str, **ctx: Any) -> str:
         raise TemplateNotFound(f"template {path} is missing") from None
     if block not in template.blocks:
         raise TemplateNotFound(f"template {path} has no block {block!r}")
-    context = template.new_context({**ctx, "locale": fmt_locale, "language": language})
+    context = template.new_context({**ctx, "locale": fmt_locale, "language": language, "tone": tone})
     try:
         for _ in template.root_render_func(context):  # defines the file's macros; renders nothing
             pass
         text = "".join(context.blocks[block][0](context))
     except Exception as exc:
-        raise TemplateRenderError(f"chat text {key} ({language}) failed: {exc}") from exc
+        raise TemplateRenderError(f"chat text {key} ({language}, {tone}) failed: {exc}") from exc
     return _tidy(text)
 
 

@@ -154,7 +154,7 @@ async def test_help_menu_and_not_sure(en_chat: Chat) -> None:
         >> menu:more
         < prefs.more
         >> totally:forged:button
-        < prefs.menu | What can I do for you, Northwind Ltd?
+        < prefs.menu | Hi Northwind Ltd! What can I do for you?
     """)
     await en_chat.send("x" * 4000)
     assert [r.template for r in en_chat.replies] == ["chat.prefs.not_sure"]

@@ -65,3 +65,85 @@ def test_plan_decisions_render_from_any_schedule_shape(locale: str, outcome: str
         flat = text.replace("\xa0", " ")
         assert "125,00" in flat or "125.00" in flat
         assert ("300,00" in flat or "300.00" in flat) and ("50,00" in flat or "50.00" in flat)
+
+
+def _sample() -> dict[str, object]:
+    """Enough context for any chat text (each block reads a part of it)."""
+    from datetime import date
+    from types import SimpleNamespace
+
+    from core.money import Money
+
+    eur = lambda minor: Money(minor, "EUR")  # noqa: E731
+    inv = SimpleNamespace(
+        number="NW-1", open=eur(24_950), due_date=date(2026, 10, 31), overdue=True, days_overdue=24
+    )
+    cur = SimpleNamespace(open=eur(34_950), overdue=eur(24_950), promised=eur(0), credit=eur(0))
+    return {
+        "currencies": [cur],
+        "invoices": [inv],
+        "more": 0,
+        "number": "NW-1",
+        "numbers": ["NW-1"],
+        "amount": eur(24_950),
+        "amounts": [eur(24_950)],
+        "url": "https://pay.example/x",
+        "iban": "NL91ABNA0417164300",
+        "creditor_name": "Acme",
+        "reference": "RF18 5390 0754 7034",
+        "epc": True,
+        "today": date(2026, 11, 24),
+        "latest": date(2026, 12, 24),
+        "when": date(2026, 11, 27),
+        "held": True,
+        "until": date(2026, 12, 1),
+        "method": "Bank transfer",
+        "total": eur(30_000),
+        "down_payment": eur(5_000),
+        "schedule": [{"due": date(2026, 12, 24), "amount": eur(12_500)}],
+        "instalments": 2,
+        "monthly": eur(12_500),
+        "name": "Northwind Ltd",
+        "current": "e-mail",
+        "channel": "e-mail",
+        "text": "Hello",
+        "staff": "Anna",
+        "left": 2,
+        "n": 3,
+        "debtor_name": "Northwind Ltd",
+        "issue_date": date(2026, 10, 1),
+        "due_date": date(2026, 10, 31),
+        "description": "Services",
+        "open": eur(24_950),
+    }
+
+
+# The texts where the tone matters to a debtor: each reads differently in the friendly and firm tone.
+TONED = (
+    "account.balance", "account.pay", "account.invoices", "account.nothing_open",
+    "prefs.menu", "prefs.help", "prefs.stopped",
+    "holds.promise_ask", "holds.promise_out_of_range", "holds.promise_recorded", "holds.promise_nothing",
+    "holds.paid_ask_date", "holds.paid_recorded", "holds.dispute_recorded",
+    "plan.ask", "plan.accepted", "plan.counter", "plan.refused", "plan.declined", "plan.active",
+    "plan.staff_approved", "plan.staff_declined",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+@pytest.mark.parametrize("group", texts.GROUPS)
+def test_every_text_renders_in_every_tone(locale: str, group: str) -> None:
+    from core.templates import TONES
+
+    names = environment().get_template(f"messages/{locale}/chat/{group}.j2").blocks
+    for name in names:
+        rendered = {tone: texts.render(f"{group}.{name}", locale, tone=tone, **_sample()) for tone in TONES}
+        assert all(text.strip() for text in rendered.values()), (group, name)
+        toned = f"{group}.{name}" in TONED
+        assert (rendered["friendly"] != rendered["firm"]) == toned, (locale, group, name, rendered)
+
+
+def test_an_unknown_tone_is_refused() -> None:
+    from core.templates import TemplateNotFound
+
+    with pytest.raises(TemplateNotFound):
+        texts.render("prefs.menu", "en", tone="rude", name="X")

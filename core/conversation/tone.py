@@ -1,0 +1,146 @@
+"""The tone of the chat's replies (friendly, neutral, firm), from the dunning stage and the debtor's
+payment history, as for reminders (core/dunning/tone.py).
+
+The rule:
+
+1. While the debtor has an open invoice that was reminded, the chat speaks in the tone of the most
+   recent of those reminders. The sweep chose that tone from the stage and the debtor's history,
+   so the chat and the reminders agree: a debtor who got a firm reminder this morning does not get
+   a cheerful "Hi!" in the chat.
+2. Otherwise (nothing reminded is open: never reminded, or everything reminded is paid) the debtor
+   is at a stage before any reminder, whose tone is friendly, moved by the same history rule:
+   a habitual late payer gets neutral; everyone else friendly.
+
+Rule 1 looks only at reminders about invoices still open, so that a debtor who paid after a firm
+final notice is not addressed firmly for the rest of the year; their history (rule 2) still keeps
+a habitual late payer at neutral.
+
+The engine loads the debtor with :func:`column` in the same statement (no extra round trip on an
+update): a scalar subquery whose history part PostgreSQL evaluates only when rule 1 finds nothing
+(COALESCE). The index ``ix_dunning_actions_debtor_created`` (migration 0015) serves rule 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import ColumnElement, Date, Select, Uuid, bindparam, case, func, literal, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from core.base import UTCDateTime
+from core.debtors.models import Debtor
+from core.dunning import tone as dunning_tone
+from core.dunning.models import DunningAction, Promise, PromiseStatus
+from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
+from core.messaging.models import Message
+
+BEFORE_ANY_REMINDER = "friendly"  # the tone of a stage before the due date (reminder_before_due)
+DEFAULT = BEFORE_ANY_REMINDER  # an unlinked chat, or a debtor linked during this message
+SINCE, SINCE_AT = "chat_tone_since", "chat_tone_since_at"  # the history window's start
+
+
+def _latest_open_reminder_tone(debtor_id: Any) -> ColumnElement[Any]:
+    """The tone of the newest reminder about an invoice of the debtor that is still open."""
+    return (
+        select(col(Message.tone))
+        .select_from(DunningAction)
+        .join(Message, col(Message.id) == col(DunningAction.message_id))
+        .join(Invoice, col(Invoice.id) == col(DunningAction.invoice_id))
+        .where(
+            col(DunningAction.debtor_id) == debtor_id,
+            col(Message.kind) == "reminder",
+            col(Invoice.status).in_([s.value for s in PAYABLE_STATUSES]),
+        )
+        .order_by(col(DunningAction.created_at).desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _history_tone(debtor_id: Any) -> ColumnElement[Any]:
+    """``dunning_tone.choose(BEFORE_ANY_REMINDER, history)`` in SQL, for one debtor: the history
+    rule of core/dunning/tone.py (same window, same thresholds) at a friendly stage."""
+    reminded = (
+        select(literal(1))
+        .where(
+            col(DunningAction.invoice_id) == col(Invoice.id),
+            col(DunningAction.stage_key) != dunning_tone.ISSUED,
+        )
+        .exists()
+    )
+    late = (
+        select(func.count())
+        .select_from(Invoice)
+        .where(
+            col(Invoice.debtor_id) == debtor_id,
+            col(Invoice.status) == InvoiceStatus.paid.value,
+            col(Invoice.due_date) >= bindparam(SINCE, type_=Date()),
+            reminded,
+        )
+        .scalar_subquery()
+    )
+    broken = (
+        select(func.count())
+        .select_from(Promise)
+        .where(
+            col(Promise.debtor_id) == debtor_id,
+            col(Promise.status) == PromiseStatus.broken.value,
+            col(Promise.created_at) >= bindparam(SINCE_AT, type_=UTCDateTime()),
+        )
+        .scalar_subquery()
+    )
+    habitual = or_(late >= dunning_tone.HABITUAL_LATE, broken >= dunning_tone.HABITUAL_BROKEN)
+    # A good payer at a friendly stage stays friendly: only the habitual branch moves the tone.
+    firmer = dunning_tone.FIRMER[BEFORE_ANY_REMINDER]
+    return case((habitual, literal(firmer)), else_=literal(BEFORE_ANY_REMINDER))
+
+
+def column(debtor_id: Any) -> ColumnElement[str]:
+    """The chat tone of debtor ``debtor_id`` (a column or a value) as a labelled SQL expression, to
+    select next to the debtor; execute it with :func:`params`::
+
+        select(Debtor, column(col(Debtor.id))).where(...), params(today)
+    """
+    return func.coalesce(_latest_open_reminder_tone(debtor_id), _history_tone(debtor_id)).label("chat_tone")
+
+
+def params(today: date) -> dict[str, Any]:
+    """The bound values :func:`column` needs: the start of the history window."""
+    since = today - dunning_tone.WINDOW
+    return {SINCE: since, SINCE_AT: datetime.combine(since, time(), UTC)}
+
+
+@functools.cache
+def _debtor_statement() -> Select[Debtor, str]:
+    # Built once: composing the subqueries costs about a millisecond of Python per update.
+    debtor_id = bindparam("chat_tone_debtor_id", type_=Uuid())
+    return select(Debtor, column(col(Debtor.id))).where(col(Debtor.id) == debtor_id)
+
+
+@functools.cache
+def _tone_statement() -> Select[str]:
+    return select(column(bindparam("chat_tone_debtor_id", type_=Uuid())))
+
+
+async def debtor_with_tone(
+    session: AsyncSession, debtor_id: uuid.UUID | None, today: date
+) -> tuple[Debtor | None, str]:
+    """The chat's debtor and the chat tone, in one statement; (None, DEFAULT) for no debtor."""
+    if debtor_id is None:
+        return None, DEFAULT
+    values = {"chat_tone_debtor_id": debtor_id, **params(today)}
+    row = (await session.execute(_debtor_statement(), values)).one_or_none()
+    if row is None:
+        return None, DEFAULT
+    return row[0], str(row[1])
+
+
+async def of(session: AsyncSession, debtor_id: uuid.UUID, today: date) -> str:
+    """The chat tone alone (for texts sent outside an update, such as staff's plan decision)."""
+    values = {"chat_tone_debtor_id": debtor_id, **params(today)}
+    tone = await session.scalar(_tone_statement(), values)
+    return str(tone or DEFAULT)
