@@ -17,7 +17,7 @@ a habitual late payer at neutral.
 
 The engine loads the debtor with :func:`column` in the same statement (no extra round trip on an
 update): a scalar subquery whose history part PostgreSQL evaluates only when rule 1 finds nothing
-(COALESCE). The index ``ix_dunning_actions_debtor_created`` (migration 0015) serves rule 1.
+(COALESCE). Rule 1 goes through the indexes on ``messages.debtor_id`` and ``dunning_actions.message_id``.
 """
 
 from __future__ import annotations
@@ -44,18 +44,26 @@ SINCE, SINCE_AT = "chat_tone_since", "chat_tone_since_at"  # the history window'
 
 
 def _latest_open_reminder_tone(debtor_id: Any) -> ColumnElement[Any]:
-    """The tone of the newest reminder about an invoice of the debtor that is still open."""
-    return (
-        select(col(Message.tone))
+    """The tone of the newest reminder to the debtor about an invoice of theirs that is still open.
+
+    Reached through the debtor's messages (``messages.debtor_id`` is indexed; a debtor has few) and
+    the actions that point at each (``dunning_actions.message_id`` is indexed), so the sweep's hot
+    table ``dunning_actions`` needs no index of its own for the chat.
+    """
+    about_open_invoice = (
+        select(literal(1))
         .select_from(DunningAction)
-        .join(Message, col(Message.id) == col(DunningAction.message_id))
         .join(Invoice, col(Invoice.id) == col(DunningAction.invoice_id))
         .where(
-            col(DunningAction.debtor_id) == debtor_id,
-            col(Message.kind) == "reminder",
+            col(DunningAction.message_id) == col(Message.id),
             col(Invoice.status).in_([s.value for s in PAYABLE_STATUSES]),
         )
-        .order_by(col(DunningAction.created_at).desc())
+        .exists()
+    )
+    return (
+        select(col(Message.tone))
+        .where(col(Message.debtor_id) == debtor_id, col(Message.kind) == "reminder", about_open_invoice)
+        .order_by(col(Message.created_at).desc())
         .limit(1)
         .scalar_subquery()
     )

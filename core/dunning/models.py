@@ -112,9 +112,6 @@ class DunningAction(SQLModel, table=True):
     message_id: uuid.UUID | None = Field(default=None, foreign_key="messages.id", index=True)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
-    # The chat's tone reads a debtor's newest reminders (core/conversation/tone.py).
-    __table_args__ = (Index("ix_dunning_actions_debtor_created", "debtor_id", "created_at"),)
-
 
 class PromiseStatus(StrEnum):
     active = "active"
