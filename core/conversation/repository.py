@@ -14,7 +14,7 @@ from sqlmodel import col
 from core.base import new_id, table_of
 from core.bulk import insert_ignore
 from core.conversation.models import Chat, ChatInbound, LinkToken
-from core.debtors.models import ContactPoint
+from core.debtors.models import ContactPoint, Debtor
 from core.dunning.models import DunningPolicy, DunningState
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceDocument
 from core.ledger import service as ledger
@@ -55,6 +55,24 @@ async def chat_for_update(
     return (await session.scalars(stmt)).one()
 
 
+async def chat_and_debtor_for_update(
+    session: AsyncSession, channel: str, chat_id: str, *, locale: str, now: datetime
+) -> tuple[Chat, Debtor | None]:
+    """:func:`chat_for_update` with the chat's debtor (None while unlinked) read in the same
+    statement; only the chat row is locked. A known chat costs one statement."""
+    stmt = (
+        select(Chat, Debtor)
+        .outerjoin(Debtor, col(Debtor.id) == col(Chat.debtor_id))
+        .where(col(Chat.channel) == channel, col(Chat.chat_id) == chat_id)
+        .with_for_update(of=table_of(Chat))
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    if row is not None:
+        return row[0], row[1]
+    return await chat_for_update(session, channel, chat_id, locale=locale, now=now), None
+
+
 async def first_time(session: AsyncSession, chat_pk: uuid.UUID, message_id: str, now: datetime) -> bool:
     """Record a provider message id; False when it was handled before (a redelivery)."""
     row = {"chat_pk": chat_pk, "message_id": message_id[:128], "created_at": now}
@@ -91,17 +109,11 @@ async def open_invoices(
     if balance is None:
         balance = await ledger.debtor_balance(session, debtor_id, today)
     payable = {s.value for s in PAYABLE_STATUSES}
-    wanted = [b for b in balance.invoices if b.status in payable and b.open.minor > 0]
-    if not wanted:
-        return []
-    rows = await session.execute(
-        select(col(Invoice.external_id), col(Invoice.id)).where(
-            col(Invoice.debtor_id) == debtor_id,
-            col(Invoice.external_id).in_([b.external_id for b in wanted]),
-        )
-    )
-    ids = {ext: iid for ext, iid in rows.all()}
-    return [OpenInvoice(ids[b.external_id], b) for b in wanted if b.external_id in ids]
+    return [
+        OpenInvoice(b.invoice_id, b)
+        for b in balance.invoices
+        if b.status in payable and b.open.minor > 0 and b.invoice_id is not None
+    ]
 
 
 async def invoice_of_debtor(session: AsyncSession, debtor_id: uuid.UUID, number: str) -> Invoice | None:
