@@ -11,11 +11,23 @@ and the ledger, and writes the inbound id, exactly as for a debtor asking for th
 The fake enforces no flood control here (it is off by default; every update has its own chat anyway,
 so Telegram's 1/s per chat would not apply): the figure is the bot's, not Telegram's.
 
-The driver (httpx in this process) keeps at most ``BENCH_TGWEBHOOK_CONCURRENCY`` (default 8) updates
-outstanding, from the POST until the fake received the reply, as a closed loop: the webhook
-answers 200 at once and works in the background, so an open loop would only measure how fast
-updates pile up in the backlog. Latency is from just before the POST to the reply's arrival at the
-fake; the rate is updates over the time from the first POST to the last reply.
+Two phases per server, with the same driver for both servers:
+
+- Saturated: the driver (httpx in this process) keeps at most ``BENCH_TGWEBHOOK_CONCURRENCY``
+  (default 8) updates outstanding, from the POST until the fake received the reply, as a closed
+  loop: the webhook answers 200 at once and works in the background, so an open loop at full speed
+  would only measure how fast updates pile up in the backlog. The rate is updates over the time from
+  the first POST to the last reply; the rate goal compares the two servers' rates. The p99 here is
+  reported but is mostly queueing: with 8 outstanding at a rate R an update waits about 8/R
+  (Little's law), ~50 ms even for the bare echo at its saturation.
+- Latency: ``BENCH_TGWEBHOOK_LATENCY_UPDATES`` (default 1,500) updates from other chats, an open loop
+  at a fixed offered load of ``BENCH_TGWEBHOOK_LATENCY_RATE`` (default 30) updates/s: update i is
+  POSTed at start + i/rate whatever is outstanding, and its latency counts from that scheduled time.
+  30/s because Telegram lets a bot send about 30 messages per second overall, so no bot can sustain
+  answering more than that; the p99 goal is checked in this phase.
+
+Latency is from just before the POST (its scheduled time in the latency phase) to the reply's
+arrival at the fake.
 
 The baseline, in the same run with the same driver, fake, updates and concurrency: a bare aiogram
 Dispatcher with an echo handler (``message.answer(message.text)``) behind the same kind of
@@ -55,6 +67,18 @@ SECRET = "bench-telegram-secret"
 CHAT_BASE = 70_000_000
 LOOPBACK = "127.0.0.1"
 BACKGROUND = 4  # updates handled at once by either server (TelegramBot's default)
+# Telegram lets a bot send about 30 messages per second overall (its flood control), so no bot can
+# answer more than ~30 updates/s for long: the latency phase offers that load.
+LATENCY_RATE = 30
+
+
+@dataclass(frozen=True)
+class Plan:
+    updates: int  # the saturated phase
+    warmup: int
+    concurrency: int  # outstanding updates in the saturated phase
+    paced: int  # the latency phase's updates
+    rate: int  # its offered load, updates/s
 
 
 @dataclass
@@ -71,6 +95,10 @@ class Phase:
     sends: int  # sendMessage calls the fake received
 
     @property
+    def cpu_ms_per_update(self) -> float:
+        return 1000 * self.server_cpu_s / max(1, self.answered)
+
+    @property
     def rate(self) -> float:
         return self.answered / self.seconds if self.seconds > 0 else 0.0
 
@@ -85,27 +113,41 @@ def run(ctx: Context) -> Section:
     updates = env_int("BENCH_TGWEBHOOK_UPDATES", 5_000)
     warmup = env_int("BENCH_TGWEBHOOK_WARMUP", 100, size=False)
     concurrency = env_int("BENCH_TGWEBHOOK_CONCURRENCY", 8, size=False)
+    paced = env_int("BENCH_TGWEBHOOK_LATENCY_UPDATES", 1_500)
+    rate = env_int("BENCH_TGWEBHOOK_LATENCY_RATE", LATENCY_RATE, size=False)
     url = pg.sibling_url(ctx.database_url, "tgwebhook")
     print(f"tgwebhook: recreating {url.rsplit('/', 1)[-1]} and migrating", flush=True)
     pg.recreate_and_migrate(url)
-    asyncio.run(_seed(url, warmup + updates))
-    echo, duebot = asyncio.run(_measure(ctx, url, updates, warmup, concurrency))
+    asyncio.run(_seed(url, warmup + updates + paced))
+    plan = Plan(updates, warmup, concurrency, paced, rate)
+    (echo, echo_paced), (duebot, duebot_paced) = asyncio.run(_measure(ctx, url, plan))
     ratio = duebot.rate / echo.rate if echo.rate > 0 else 0.0
     results = [
         Result.checked(
             "telegram.webhook.rate_fraction_of_aiogram", round(ratio, 3), "ratio", ">=", RATE_GOAL
         ),
-        Result.checked("telegram.webhook.p99_ms", round(duebot.percentile(0.99), 2), "ms", "<", P99_GOAL_MS),
+        Result.checked(
+            "telegram.webhook.p99_ms", round(duebot_paced.percentile(0.99), 2), "ms", "<", P99_GOAL_MS
+        ),
+        Result("telegram.webhook.p50_ms", round(duebot_paced.percentile(0.5), 2), "ms"),
+        Result("telegram.webhook.max_ms", round(max(duebot_paced.latencies_ms, default=0.0), 2), "ms"),
         Result("telegram.webhook.updates_per_second", round(duebot.rate, 1), "updates/s"),
-        Result("telegram.webhook.p50_ms", round(duebot.percentile(0.5), 2), "ms"),
+        Result("telegram.webhook.saturated_p50_ms", round(duebot.percentile(0.5), 2), "ms"),
+        Result("telegram.webhook.saturated_p99_ms", round(duebot.percentile(0.99), 2), "ms"),
+        Result("telegram.webhook.server_cpu_ms_per_update", round(duebot.cpu_ms_per_update, 2), "ms"),
         Result("telegram.webhook.aiogram_echo_updates_per_second", round(echo.rate, 1), "updates/s"),
-        Result("telegram.webhook.aiogram_echo_p99_ms", round(echo.percentile(0.99), 2), "ms"),
-        Result("telegram.webhook.errors", duebot.errors + echo.errors, "count"),
+        Result("telegram.webhook.aiogram_echo_p99_ms", round(echo_paced.percentile(0.99), 2), "ms"),
+        Result("telegram.webhook.aiogram_echo_saturated_p99_ms", round(echo.percentile(0.99), 2), "ms"),
+        Result(
+            "telegram.webhook.errors",
+            duebot.errors + echo.errors + duebot_paced.errors + echo_paced.errors,
+            "count",
+        ),
     ]
     return Section(
         "Telegram webhook: updates answered by the engine",
         results,
-        _markdown(duebot, echo, concurrency, warmup),
+        _markdown(plan, duebot, echo, duebot_paced, echo_paced),
     )
 
 
@@ -214,29 +256,31 @@ def _update(n: int, chat: int, text: str) -> bytes:
     return json.dumps({"update_id": 500_000 + n, "message": message}).encode()
 
 
-async def _measure(
-    ctx: Context, url: str, updates: int, warmup: int, concurrency: int
-) -> tuple[Phase, Phase]:
+async def _measure(ctx: Context, url: str, plan: Plan) -> tuple[tuple[Phase, Phase], tuple[Phase, Phase]]:
     sys.path.insert(0, str(ROOT))
     from tests.fakes.telegram import telegram_api
 
-    warm = [(n, CHAT_BASE + n) for n in range(warmup)]
-    timed = [(n, CHAT_BASE + n) for n in range(warmup, warmup + updates)]
+    first = plan.warmup + plan.updates
+    warm = [(n, CHAT_BASE + n) for n in range(plan.warmup)]
+    timed = [(n, CHAT_BASE + n) for n in range(plan.warmup, first)]
+    paced = [(n, CHAT_BASE + n) for n in range(first, first + plan.paced)]
     async with telegram_api() as fake:
-        echo = await _phase(ctx, "echo", url, fake, warm, timed, concurrency)
-        duebot = await _phase(ctx, "duebot", url, fake, warm, timed, concurrency)
+        echo = await _server(ctx, "echo", url, fake, warm, timed, paced, plan)
+        duebot = await _server(ctx, "duebot", url, fake, warm, timed, paced, plan)
     return echo, duebot
 
 
-async def _phase(
+async def _server(
     ctx: Context,
     kind: str,
     url: str,
     fake: Any,
     warm: list[tuple[int, int]],
     timed: list[tuple[int, int]],
-    concurrency: int,
-) -> Phase:
+    paced: list[tuple[int, int]],
+    plan: Plan,
+) -> tuple[Phase, Phase]:
+    """One server process: warm-up, the saturated phase (closed loop), the latency phase (open loop)."""
     import httpx
     import psutil
 
@@ -253,44 +297,71 @@ async def _phase(
         report=log.with_suffix(".rusage.json"),
     )
     text = "/balance"  # the echo handler repeats it
+    phases: list[Phase] = []
     try:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # The open loop must never wait for a free connection: room for far more than it keeps open.
+        room = max(plan.concurrency, 64)
+        limits = httpx.Limits(max_connections=room, max_keepalive_connections=room)
         async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as client:
             await _wait_ready(client, server, log)
             pid = server.command_pid()
             assert pid is not None
             proc = psutil.Process(pid)
-            await _drive(client, fake, [(c, _update(n, c, text)) for n, c in warm], concurrency)
-            cpu_before = sum(proc.cpu_times()[:2])
-            mine_before = resource.getrusage(resource.RUSAGE_SELF)
-            calls_before = len(fake.calls)
-            print(f"tgwebhook: {kind}: {len(timed)} updates, {concurrency} outstanding", flush=True)
-            sent_at, errors = await _drive(
-                client, fake, [(c, _update(n, c, text)) for n, c in timed], concurrency
-            )
-            mine_after = resource.getrusage(resource.RUSAGE_SELF)
-            server_cpu = sum(proc.cpu_times()[:2]) - cpu_before
-            rss = proc.memory_info().rss / 1024 / 1024
+            await _drive(client, fake, [(c, _update(n, c, text)) for n, c in warm], plan.concurrency)
+            for name, batch in (("saturated", timed), ("paced", paced)):
+                cpu_before = sum(proc.cpu_times()[:2])
+                mine_before = resource.getrusage(resource.RUSAGE_SELF)
+                calls_before = len(fake.calls)
+                bodies = [(c, _update(n, c, text)) for n, c in batch]
+                if name == "saturated":
+                    print(
+                        f"tgwebhook: {kind}: {len(batch)} updates, {plan.concurrency} outstanding", flush=True
+                    )
+                    sent_at, errors = await _drive(client, fake, bodies, plan.concurrency)
+                else:
+                    print(f"tgwebhook: {kind}: {len(batch)} updates at {plan.rate}/s", flush=True)
+                    sent_at, errors = await _drive_paced(client, fake, bodies, plan.rate)
+                mine_after = resource.getrusage(resource.RUSAGE_SELF)
+                server_cpu = sum(proc.cpu_times()[:2]) - cpu_before
+                rss = proc.memory_info().rss / 1024 / 1024
+                driver_cpu = (mine_after.ru_utime + mine_after.ru_stime) - (
+                    mine_before.ru_utime + mine_before.ru_stime
+                )
+                phases.append(
+                    _phase_of(kind, fake.calls[calls_before:], sent_at, errors, driver_cpu, server_cpu, rss)
+                )
     finally:
         server.signal(2)
         exit_ = server.finish(30.0)
     if exit_.code not in (0, -2, 130):
         raise SystemExit(f"tgwebhook: the {kind} server exited with {exit_.code}:\n{tail(log)}")
+    saturated, latency = phases
+    return saturated, latency
+
+
+def _phase_of(
+    kind: str,
+    calls: list[Any],
+    sent_at: dict[int, float],
+    errors: int,
+    driver_cpu: float,
+    server_cpu: float,
+    rss: float,
+) -> Phase:
     replies: dict[str, float] = {}
     sends = 0
-    for call in fake.calls[calls_before:]:
+    for call in calls:
         if call.method == "sendMessage" and call.chat_id is not None:
             sends += 1
             replies.setdefault(call.chat_id, call.at)
     latencies = [1000 * (replies[str(c)] - t) for c, t in sent_at.items() if str(c) in replies]
     first = min(sent_at.values(), default=0.0)
     last = max((replies[str(c)] for c in sent_at if str(c) in replies), default=first)
-    driver_cpu = (mine_after.ru_utime + mine_after.ru_stime) - (mine_before.ru_utime + mine_before.ru_stime)
     return Phase(
         kind,
-        len(timed),
+        len(sent_at),
         len(latencies),
-        errors + len(timed) - len(latencies),
+        errors + len(sent_at) - len(latencies),
         last - first,
         latencies,
         driver_cpu,
@@ -316,6 +387,59 @@ async def _wait_ready(client: Any, server: Launched, log: Path, within: float = 
     raise SystemExit(f"tgwebhook: the server did not answer within {within:.0f} s:\n{tail(log)}")
 
 
+class _Replies:
+    """Events set when the fake receives a sendMessage for a chat (watched in the background)."""
+
+    def __init__(self, fake: Any) -> None:
+        self.fake = fake
+        self.waiting: dict[str, asyncio.Event] = {}
+        self.seen = len(fake.calls)
+        self.stop = False
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> _Replies:
+        self.task = asyncio.create_task(self._watch())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.stop = True
+        async with self.fake.sent:
+            self.fake.sent.notify_all()
+        assert self.task is not None
+        await self.task
+
+    def expect(self, chat: int) -> asyncio.Event:
+        event = self.waiting[str(chat)] = asyncio.Event()
+        return event
+
+    async def _watch(self) -> None:
+        fake = self.fake
+        while not self.stop:
+            async with fake.sent:
+                await fake.sent.wait_for(lambda known=self.seen: self.stop or len(fake.calls) > known)
+            calls = fake.calls[self.seen :]
+            self.seen += len(calls)
+            for call in calls:
+                event = self.waiting.get(call.chat_id) if call.method == "sendMessage" else None
+                if event is not None:
+                    event.set()
+
+
+HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+
+
+async def _post_and_wait(client: Any, body: bytes, event: asyncio.Event) -> bool:
+    """POST one update and wait for its reply at the fake; False on an error or no reply."""
+    try:
+        response = await client.post("/webhooks/telegram", content=body, headers=HEADERS)
+        if response.status_code != 200:
+            return False
+        await asyncio.wait_for(event.wait(), 30.0)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _drive(
     client: Any, fake: Any, updates: list[tuple[int, bytes]], concurrency: int
 ) -> tuple[dict[int, float], int]:
@@ -323,52 +447,57 @@ async def _drive(
 
     Returns when each update was POSTed (time.monotonic(), the fake's clock) and the errors.
     """
-    waiting: dict[str, asyncio.Event] = {}
-    seen = len(fake.calls)
-    stop = False
-
-    async def watch() -> None:
-        nonlocal seen
-        while not stop:
-            async with fake.sent:
-                await fake.sent.wait_for(lambda known=seen: stop or len(fake.calls) > known)
-            calls = fake.calls[seen:]
-            seen += len(calls)
-            for call in calls:
-                event = waiting.get(call.chat_id) if call.method == "sendMessage" else None
-                if event is not None:
-                    event.set()
-
     slots = asyncio.Semaphore(concurrency)
     sent_at: dict[int, float] = {}
     errors = 0
-    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
 
-    async def one(chat: int, body: bytes) -> None:
+    async def one(replies: _Replies, chat: int, body: bytes) -> None:
         nonlocal errors
-        event = waiting[str(chat)] = asyncio.Event()
+        event = replies.expect(chat)
         try:
             sent_at[chat] = time.monotonic()
-            response = await client.post("/webhooks/telegram", content=body, headers=headers)
-            if response.status_code != 200:
+            if not await _post_and_wait(client, body, event):
                 errors += 1
-                return
-            await asyncio.wait_for(event.wait(), 30.0)
-        except TimeoutError:
-            errors += 1
         finally:
             slots.release()
 
-    watcher = asyncio.create_task(watch())
-    tasks = []
-    for chat, body in updates:
-        await slots.acquire()
-        tasks.append(asyncio.create_task(one(chat, body)))
-    await asyncio.gather(*tasks)
-    stop = True
-    async with fake.sent:
-        fake.sent.notify_all()
-    await watcher
+    async with _Replies(fake) as replies:
+        tasks = []
+        for chat, body in updates:
+            await slots.acquire()
+            tasks.append(asyncio.create_task(one(replies, chat, body)))
+        await asyncio.gather(*tasks)
+    return sent_at, errors
+
+
+async def _drive_paced(
+    client: Any, fake: Any, updates: list[tuple[int, bytes]], rate: int
+) -> tuple[dict[int, float], int]:
+    """An open loop: update ``i`` is POSTed at ``start + i / rate`` whatever is still outstanding.
+
+    Latency counts from the scheduled time (so a late driver or a server that slows the driver down
+    cannot hide its own delay); returns the scheduled times and the errors.
+    """
+    sent_at: dict[int, float] = {}
+    errors = 0
+
+    async def one(replies: _Replies, chat: int, body: bytes, due: float) -> None:
+        nonlocal errors
+        event = replies.expect(chat)
+        sent_at[chat] = due
+        if not await _post_and_wait(client, body, event):
+            errors += 1
+
+    async with _Replies(fake) as replies:
+        tasks = []
+        start = time.monotonic() + 0.05
+        for i, (chat, body) in enumerate(updates):
+            due = start + i / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(replies, chat, body, due)))
+        await asyncio.gather(*tasks)
     return sent_at, errors
 
 
@@ -476,43 +605,55 @@ async def _serve(kind: str, port: int, url: str, api_base: str) -> None:
         await close()
 
 
-def _markdown(duebot: Phase, echo: Phase, concurrency: int, warmup: int) -> str:
-    def row(p: Phase, label: str) -> str:
+def _markdown(plan: Plan, duebot: Phase, echo: Phase, duebot_paced: Phase, echo_paced: Phase) -> str:
+    def row(p: Phase, label: str, rate: str) -> str:
         return (
-            f"| {label} | {p.rate:,.0f}/s | {p.percentile(0.5):.1f} ms | {p.percentile(0.99):.1f} ms | "
+            f"| {label} | {rate} | {p.percentile(0.5):.1f} ms | {p.percentile(0.99):.1f} ms | "
             f"{max(p.latencies_ms, default=0):.1f} ms | {p.errors} | {p.sends:,} | "
-            f"{1000 * p.server_cpu_s / max(1, p.answered):.2f} ms | {1000 * p.driver_cpu_s / max(1, p.answered):.2f} ms |"
+            f"{p.cpu_ms_per_update:.2f} ms | {1000 * p.driver_cpu_s / max(1, p.answered):.2f} ms |"
         )
 
     ratio = duebot.rate / echo.rate if echo.rate else 0.0
+    c = plan.concurrency
     return "\n".join(
         [
-            f"{duebot.updates:,} Telegram updates (`/balance` from {duebot.updates:,} linked chats, a debtor with "
-            "an open invoice each) POSTed to `/webhooks/telegram` of the real app in one uvicorn process "
-            "(uvloop, httptools): secret check, aiogram Dispatcher, the conversation engine with its database "
-            "reads and the inbound id write, one commit per update, the reply rendered and sent with "
-            "`sendMessage` to a local fake Bot API (no flood control; one update per chat). Baseline in the "
-            "same run: a bare aiogram Dispatcher with an echo handler behind a minimal Starlette route in the "
-            "same uvicorn set-up, fed the same updates by the same driver. Both handle at most "
-            f"{BACKGROUND} updates at once in the background; the driver (httpx) keeps {concurrency} updates "
-            "outstanding from POST to the reply's arrival at the fake (a closed loop). Latency: from just "
-            f"before the POST to the fake receiving the reply. {warmup} warm-up updates first, not counted.",
+            f"Telegram updates (`/balance` from linked chats, a debtor with an open invoice each, one update "
+            "per chat) POSTed to `/webhooks/telegram` of the real app in one uvicorn process (uvloop, "
+            "httptools): secret check, aiogram Dispatcher, the conversation engine with its database reads "
+            "and the inbound id write, one commit per update, the reply rendered and sent with `sendMessage` "
+            "to a local fake Bot API (no flood control). Baseline in the same run: a bare aiogram Dispatcher "
+            "with an echo handler behind a minimal Starlette route in the same uvicorn set-up, fed the same "
+            f"updates by the same driver. Both handle at most {BACKGROUND} updates at once in the background. "
+            "Latency: from the POST (in the latency phase: its scheduled time) to the fake receiving the "
+            f"reply. {plan.warmup} warm-up updates first, not counted. Two phases per server:",
             "",
-            "| | rate | p50 | p99 | max | errors | sendMessage calls | server CPU per update | driver CPU per update |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-            row(duebot, "duebot: webhook → engine → reply"),
-            row(echo, "bare aiogram echo"),
+            f"- **Saturated** ({plan.updates:,} updates, a closed loop with {c} outstanding): the highest "
+            "rate each server sustains; the rate goal compares the two.",
+            f"- **Latency** ({plan.paced:,} other chats, an open loop offering {plan.rate} updates/s whatever "
+            "is outstanding): the time a debtor waits at a load a bot can actually meet. Telegram lets a bot "
+            "send about 30 messages per second overall, so no bot answers more than ~30 updates/s for "
+            f"long (`BENCH_TGWEBHOOK_LATENCY_RATE` changes the rate). The p99 goal is checked here.",
             "",
-            f"duebot's rate is {ratio:.2f} of the bare Dispatcher's (goal ≥ {RATE_GOAL}); its p99 is "
-            f"{duebot.percentile(0.99):.1f} ms (goal < {P99_GOAL_MS:g} ms). The server CPU column is the uvicorn "
-            "process's user + system time per update; PostgreSQL's time is not in it. The driver column is this "
-            "process (httpx and the fake Bot API) and bounds the baseline on a small machine.",
+            "| | phase | rate | p50 | p99 | max | errors | sendMessage calls | server CPU per update "
+            "| driver CPU per update |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            row(duebot, "duebot: webhook → engine → reply | saturated", f"{duebot.rate:,.0f}/s"),
+            row(echo, "bare aiogram echo | saturated", f"{echo.rate:,.0f}/s"),
+            row(duebot_paced, "duebot: webhook → engine → reply | latency", f"{plan.rate}/s offered"),
+            row(echo_paced, "bare aiogram echo | latency", f"{plan.rate}/s offered"),
             "",
-            f"With {concurrency} updates outstanding at a rate R, an update waits {concurrency}/R on average "
-            f"(Little's law: {1000 * concurrency / max(duebot.rate, 1e-9):.0f} ms at duebot's rate), so a p99 "
-            f"under {P99_GOAL_MS:g} ms needs well over {concurrency / (P99_GOAL_MS / 1000):.0f} updates/s; "
-            "the per-update server CPU is mostly database round trips (16: 13 statements, BEGIN, COMMIT and "
-            "the pool's pre-ping), each a loopback send and receive.",
+            f"duebot's saturated rate is {ratio:.2f} of the bare Dispatcher's (goal ≥ {RATE_GOAL}); its p99 at "
+            f"{plan.rate} updates/s is {duebot_paced.percentile(0.99):.1f} ms (goal < {P99_GOAL_MS:g} ms), "
+            f"{duebot.percentile(0.99):.1f} ms at saturation. The server CPU column is the uvicorn process's "
+            "user + system time per update; PostgreSQL's time is not in it. The driver column is this process "
+            "(httpx and the fake Bot API) and bounds the baseline on a small machine.",
+            "",
+            f"Why two phases: with {c} updates outstanding at a rate R, an update waits {c}/R on average "
+            f"(Little's law: {1000 * c / max(duebot.rate, 1e-9):.0f} ms at duebot's saturated rate, "
+            f"{1000 * c / max(echo.rate, 1e-9):.0f} ms at the echo's), so a p99 at saturation measures the "
+            "queue the closed loop builds, not the bot: even the bare echo's is near 50 ms there. The open "
+            "loop at a fixed rate measures the time one update takes through the bot when it is not queued "
+            "behind the driver's own backlog.",
         ]
     )
 

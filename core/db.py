@@ -5,12 +5,13 @@ Services only flush; the request, job or bot update that owns the scope commits 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -21,9 +22,12 @@ from sqlalchemy.ext.asyncio import (
 )
 
 WRITE_UNIT = "duebot_write_unit"
+IDLE_PING_AFTER = 10.0  # seconds a pooled connection may sit unused before its checkout pings it
+RECYCLE_AFTER = 1800  # seconds; older connections are replaced at checkout (idle-killing middleboxes)
+_CHECKED_IN = "duebot_checked_in"
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, idle_ping_after: float = IDLE_PING_AFTER, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
@@ -52,8 +56,39 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(url, **kwargs)
+    kwargs.setdefault("pool_recycle", RECYCLE_AFTER)
+    engine = create_async_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_after_idle(engine, idle_ping_after)
+    return engine
+
+
+def _ping_after_idle(engine: AsyncEngine, idle: float) -> None:
+    """Liveness check at checkout, only for a connection that sat in the pool for ``idle`` seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` pings at every checkout; on asyncpg that is three round trips
+    (BEGIN, an empty query, ROLLBACK) per unit of work, as many as a short bot update's own
+    statements. A connection checked in a moment ago was alive a moment ago, so the ping is kept for
+    the case it exists for: a connection that idled while the server restarted or a middlebox dropped
+    it. A failed ping raises ``DisconnectionError``, and the pool replaces the connection and tries
+    again (the pre-ping's behaviour). A server that dies while connections are busy fails their
+    statements whichever strategy is used; SQLAlchemy then invalidates the whole pool, so the next
+    checkouts get fresh connections. ``pool_recycle`` replaces connections older than half an hour.
+    """
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+        record.info[_CHECKED_IN] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_CHECKED_IN)
+        if since is None or time.monotonic() - since < idle:
+            return  # new (just connected) or in steady use
+        try:
+            dbapi_conn.ping()
+        except Exception as error:
+            raise exc.DisconnectionError(f"the pooled connection is gone: {error}") from error
 
 
 class Database:

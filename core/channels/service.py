@@ -24,22 +24,23 @@ KIND_OF_CHANNEL = {"telegram": "telegram", "whatsapp": "whatsapp"}
 
 async def record_inbound(session: AsyncSession, channel: str, chat_id: str, at: datetime) -> None:
     """The chat wrote to us at ``at``; a contact point marked blocked for it is usable again."""
-    await repo.touch(session, channel, chat_id, at)
     kind = KIND_OF_CHANNEL.get(channel)
     if kind is None:
+        await repo.touch(session, channel, chat_id, at)
         return
-    for point in await repo.points_at(session, kind, chat_id):
-        if point.last_delivery_status == BLOCKED:
-            await repo.set_point_status(session, point.id, "unblocked", at)
-            await audit.record(
-                session,
-                Actor("debtor", chat_id),
-                "contact_point.unblocked",
-                "contact_point",
-                point.id,
-                before={"last_delivery_status": BLOCKED},
-                after={"last_delivery_status": "unblocked"},
-            )
+    unblocked = await repo.touch_and_set_status(
+        session, channel, chat_id, at, kind=kind, status=BLOCKED, new_status="unblocked"
+    )
+    for point_id in unblocked:
+        await audit.record(
+            session,
+            Actor("debtor", chat_id),
+            "contact_point.unblocked",
+            "contact_point",
+            point_id,
+            before={"last_delivery_status": BLOCKED},
+            after={"last_delivery_status": "unblocked"},
+        )
 
 
 async def last_inbound(session: AsyncSession, channel: str, chat_id: str) -> datetime | None:

@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.conversation import linking
 from core.conversation import repository as repo
-from core.conversation import tone as chat_tone
 from core.conversation.context import ConversationDeps, Ctx, StaffNotice, log_staff_notice
 from core.conversation.flows import account, holds, plan, prefs
 from core.conversation.nlu import Intent, Understanding, language_of
@@ -80,18 +79,23 @@ def _locale_for(inbound: Inbound) -> str:
 async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationDeps) -> list[Reply]:
     """Answer one inbound chat message. The caller commits."""
     now = deps.clock.now()
-    chat = await repo.chat_for_update(
+    # The chat, its debtor and the tone of the replies, in one statement.
+    chat, debtor, tone = await repo.chat_and_debtor_for_update(
         session, inbound.channel, inbound.chat_id[:128], locale=_locale_for(inbound), now=now
     )
     if inbound.message_id and not await repo.first_time(session, chat.id, inbound.message_id, now):
         return []
     chat.last_inbound_at = chat.updated_at = now
-    # The debtor and the tone of the replies, in one statement (core/conversation/tone.py).
-    debtor, tone = await chat_tone.debtor_with_tone(session, chat.debtor_id, now.date())
     ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor, tone=tone)
     try:
-        async with session.begin_nested():  # a refused step leaves nothing half done
+        if _reads_only(ctx, inbound):
+            # Nothing to undo when it is refused: no savepoint (two round trips saved); the chat's
+            # own changes are flushed below either way.
+            await session.flush()  # the refusal's refresh(chat) then keeps last_inbound_at
             replies = await _route(ctx, inbound)
+        else:
+            async with session.begin_nested():  # a refused step leaves nothing half done
+                replies = await _route(ctx, inbound)
     except DomainError as exc:
         log.warning("conversation.refused", code=exc.code, error=exc.message, chat=str(chat.id))
         await session.refresh(chat)
@@ -101,6 +105,19 @@ async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationD
         replies = [ctx.reply("prefs.error", options=ctx.menu() if ctx.debtor else ())]
     await session.flush()
     return replies
+
+
+READ_ONLY_COMMANDS = frozenset({"balance", "help", "menu", "main", "more"})
+
+
+def _reads_only(ctx: Ctx, inbound: Inbound) -> bool:
+    """A linked chat's command whose flow writes nothing (``/balance``, ``/help``, the menus)."""
+    if ctx.debtor is None or inbound.choice or linking.locked(ctx):
+        return False
+    text = (inbound.text or "").strip()
+    if not text.startswith("/") or linking.token_in(text) is not None:
+        return False
+    return text[1:].split(None, 1)[0].split("@", 1)[0].lower() in READ_ONLY_COMMANDS
 
 
 async def _route(ctx: Ctx, inbound: Inbound) -> list[Reply]:

@@ -15,8 +15,8 @@ Rule 1 looks only at reminders about invoices still open, so that a debtor who p
 final notice is not addressed firmly for the rest of the year; their history (rule 2) still keeps
 a habitual late payer at neutral.
 
-The engine loads the debtor with :func:`column` in the same statement (no extra round trip on an
-update): a scalar subquery whose history part PostgreSQL evaluates only when rule 1 finds nothing
+The engine loads the chat and its debtor with :func:`column` in one statement (no extra round trip on an
+update; core/conversation/repository.py): a scalar subquery whose history part PostgreSQL evaluates only when rule 1 finds nothing
 (COALESCE). Rule 1 goes through the indexes on ``messages.debtor_id`` and ``dunning_actions.message_id``.
 """
 
@@ -32,7 +32,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core.base import UTCDateTime
-from core.debtors.models import Debtor
 from core.dunning import tone as dunning_tone
 from core.dunning.models import DunningAction, Promise, PromiseStatus
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
@@ -123,28 +122,8 @@ def params(today: date) -> dict[str, Any]:
 
 
 @functools.cache
-def _debtor_statement() -> Select[Debtor, str]:
-    # Built once: composing the subqueries costs about a millisecond of Python per update.
-    debtor_id = bindparam("chat_tone_debtor_id", type_=Uuid())
-    return select(Debtor, column(col(Debtor.id))).where(col(Debtor.id) == debtor_id)
-
-
-@functools.cache
 def _tone_statement() -> Select[str]:
     return select(column(bindparam("chat_tone_debtor_id", type_=Uuid())))
-
-
-async def debtor_with_tone(
-    session: AsyncSession, debtor_id: uuid.UUID | None, today: date
-) -> tuple[Debtor | None, str]:
-    """The chat's debtor and the chat tone, in one statement; (None, DEFAULT) for no debtor."""
-    if debtor_id is None:
-        return None, DEFAULT
-    values = {"chat_tone_debtor_id": debtor_id, **params(today)}
-    row = (await session.execute(_debtor_statement(), values)).one_or_none()
-    if row is None:
-        return None, DEFAULT
-    return row[0], str(row[1])
 
 
 async def of(session: AsyncSession, debtor_id: uuid.UUID, today: date) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import BigInteger, case, cast, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -21,7 +21,7 @@ _fees = case(
 )
 
 
-async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]:
+def _invoice_sums_query(debtor_id: uuid.UUID) -> Any:
     """Per invoice of the debtor (booked ones only): open amount and fees+interest, with its facts."""
     sums = (
         select(
@@ -33,7 +33,7 @@ async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]
         .group_by(col(LedgerEntry.invoice_id))
         .subquery()
     )
-    stmt = (
+    return (
         select(
             col(Invoice.id),
             col(Invoice.external_id),
@@ -49,17 +49,66 @@ async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]
         .join(sums, sums.c.invoice_id == col(Invoice.id))
         .order_by(col(Invoice.due_date), col(Invoice.number))
     )
+
+
+async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]:
+    """Per invoice of the debtor (booked ones only): open amount and fees+interest, with its facts."""
+    return list((await session.execute(_invoice_sums_query(debtor_id))).all())
+
+
+async def invoice_sums_with_promises(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]:
+    """:func:`invoice_sums` with each invoice's live promise in the same statement: ``promised``
+    (a promise date is set) and ``promise_minor`` (None: the whole open amount), and the invoice's
+    own ``invoice_debtor_id``."""
+    from core.dunning.models import DunningState
+
+    promise = (
+        (col(DunningState.invoice_id) == col(Invoice.id))
+        & (col(DunningState.debtor_id) == debtor_id)
+        & col(DunningState.promise_date).is_not(None)
+    )
+    stmt = (
+        _invoice_sums_query(debtor_id)
+        .outerjoin(DunningState, promise)
+        .add_columns(
+            col(Invoice.debtor_id).label("invoice_debtor_id"),
+            col(DunningState.invoice_id).is_not(None).label("promised"),
+            col(DunningState.promise_minor),
+        )
+    )
     return list((await session.execute(stmt)).all())
+
+
+def _unallocated_query(debtor_id: uuid.UUID) -> Any:
+    return (
+        select(col(LedgerEntry.currency), cast(func.sum(col(LedgerEntry.amount_minor)), BigInteger))
+        .where(col(LedgerEntry.debtor_id) == debtor_id, col(LedgerEntry.invoice_id).is_(None))
+        .group_by(col(LedgerEntry.currency))
+    )
+
+
+async def unallocated_and_in_plan(
+    session: AsyncSession, debtor_id: uuid.UUID
+) -> tuple[dict[str, int], dict[str, int]]:
+    """:func:`unallocated` and ``plans.repository.in_plan_by_currency`` in one statement."""
+    from core.plans.repository import in_plan_query
+
+    free = _unallocated_query(debtor_id).add_columns(literal(False).label("plan"))
+    plan = in_plan_query(debtor_id).add_columns(literal(True).label("plan"))
+    unallocated: dict[str, int] = {}
+    in_plan: dict[str, int] = {}
+    for cur, total, is_plan in (await session.execute(union_all(free, plan))).all():
+        if is_plan:
+            in_plan[cur] = max(int(total or 0), 0)
+        else:
+            unallocated[cur] = int(total)
+    return unallocated, in_plan
 
 
 async def unallocated(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, int]:
     """Money on the debtor's account that belongs to no invoice (an overpayment is negative)."""
-    stmt = (
-        select(col(LedgerEntry.currency), func.sum(col(LedgerEntry.amount_minor)))
-        .where(col(LedgerEntry.debtor_id) == debtor_id, col(LedgerEntry.invoice_id).is_(None))
-        .group_by(col(LedgerEntry.currency))
-    )
-    return {cur: int(total) for cur, total in (await session.execute(stmt)).all()}
+    rows = (await session.execute(_unallocated_query(debtor_id))).all()
+    return {cur: int(total) for cur, total in rows}
 
 
 async def open_amount(session: AsyncSession, invoice_id: uuid.UUID) -> int:
@@ -131,15 +180,3 @@ async def credits(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]) -> lis
         )
         out.extend((await session.execute(stmt)).all())
     return out
-
-
-async def promised(session: AsyncSession, debtor_id: uuid.UUID) -> dict[uuid.UUID, int | None]:
-    """invoice id → promised amount (None: the whole open amount) of the debtor's live promises."""
-    from core.dunning.models import DunningState
-
-    rows = await session.execute(
-        select(col(DunningState.invoice_id), col(DunningState.promise_minor)).where(
-            col(DunningState.debtor_id) == debtor_id, col(DunningState.promise_date).is_not(None)
-        )
-    )
-    return {invoice_id: (int(m) if m is not None else None) for invoice_id, m in rows.all()}

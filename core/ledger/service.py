@@ -27,7 +27,6 @@ from core.ledger import repository as repo
 from core.ledger.models import SIGN, CreditNote, EntryKind, LedgerEntry, Payment
 from core.ledger.schemas import CreditNoteIn, PaymentIn
 from core.money import Money, parse_minor
-from core.plans import repository as plan_repo
 
 
 def entry_row(
@@ -82,6 +81,7 @@ class InvoiceBalance:
     fees_and_interest: Money
     overdue: bool
     days_overdue: int
+    invoice_id: uuid.UUID | None = None  # None when the invoice is not (or no longer) the debtor's
 
 
 @dataclass
@@ -108,8 +108,7 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
     def cur(code: str) -> CurrencyBalance:
         return out.currencies.setdefault(code, CurrencyBalance(code))
 
-    promised = await repo.promised(session, debtor_id)
-    for row in await repo.invoice_sums(session, debtor_id):
+    for row in await repo.invoice_sums_with_promises(session, debtor_id):
         open_minor = int(row.open_minor or 0)
         fees = int(row.fees_minor or 0)
         overdue = open_minor > 0 and repo.is_overdue(row.due_date, today)
@@ -118,10 +117,10 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
         bal.fees_and_interest += fees if open_minor > 0 else 0
         if overdue:
             bal.overdue += open_minor
-        if row.id in promised and open_minor > 0:
+        if row.promised and open_minor > 0:
             # A promise of part of the amount counts that part; one without an amount, all that is open.
-            amount = promised[row.id]
-            bal.promised += min(open_minor, amount) if amount is not None else open_minor
+            amount = row.promise_minor
+            bal.promised += min(open_minor, int(amount)) if amount is not None else open_minor
         out.invoices.append(
             InvoiceBalance(
                 external_id=row.external_id,
@@ -134,11 +133,13 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
                 fees_and_interest=Money(fees, row.currency),
                 overdue=overdue,
                 days_overdue=(today - row.due_date).days if overdue else 0,
+                invoice_id=row.id if row.invoice_debtor_id == debtor_id else None,
             )
         )
-    for code, amount in (await plan_repo.in_plan_by_currency(session, debtor_id)).items():
+    unallocated, in_plan = await repo.unallocated_and_in_plan(session, debtor_id)
+    for code, amount in in_plan.items():
         cur(code).in_plan += amount
-    for code, amount in (await repo.unallocated(session, debtor_id)).items():
+    for code, amount in unallocated.items():
         bal = cur(code)
         bal.open += amount
         if amount < 0:

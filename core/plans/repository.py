@@ -142,16 +142,21 @@ async def set_covered_active(session: AsyncSession, plan_ids: Sequence[uuid.UUID
         )
 
 
-async def in_plan_by_currency(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, int]:
-    """What is still open, per currency, on invoices the debtor's active plan covers."""
+def in_plan_query(debtor_id: uuid.UUID) -> Any:
+    """(currency, sum) of the ledger entries of the invoices the debtor's active plan covers."""
     covered = (
         select(col(PlanInvoice.invoice_id))
         .join(PaymentPlan, col(PaymentPlan.id) == col(PlanInvoice.plan_id))
         .where(col(PaymentPlan.debtor_id) == debtor_id, col(PaymentPlan.state) == PlanState.active.value)
     )
-    stmt = (
+    return (
         select(col(LedgerEntry.currency), cast(func.sum(col(LedgerEntry.amount_minor)), BigInteger))
         .where(col(LedgerEntry.debtor_id) == debtor_id, col(LedgerEntry.invoice_id).in_(covered))
         .group_by(col(LedgerEntry.currency))
     )
-    return {cur: max(int(total or 0), 0) for cur, total in (await session.execute(stmt)).all()}
+
+
+async def in_plan_by_currency(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, int]:
+    """What is still open, per currency, on invoices the debtor's active plan covers."""
+    rows = (await session.execute(in_plan_query(debtor_id))).all()
+    return {cur: max(int(total or 0), 0) for cur, total in rows}

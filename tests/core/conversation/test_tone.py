@@ -34,10 +34,7 @@ async def _pay(db: Database, debtor: str, invoices: list[str], day: date) -> Non
 async def _chat_tone(db: Database, debtor: str, today: date) -> str:
     async with db.sessionmaker() as s:
         d = await debtors.get(s, debtor)
-        via_load = await chat_tone.debtor_with_tone(s, d.id, today)
-        alone = await chat_tone.of(s, d.id, today)
-    assert via_load[1] == alone
-    return alone
+        return await chat_tone.of(s, d.id, today)
 
 
 @dataclass
