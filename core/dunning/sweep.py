@@ -34,6 +34,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    case,
     cast,
     delete,
     exists,
@@ -58,7 +59,7 @@ from core.debtors.models import Debtor
 from core.dunning import tone
 from core.dunning.agency import hand_over
 from core.dunning.holds import break_promises
-from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
+from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, StageAction
 from core.events.models import Event, EventType
 from core.events.service import EVENT_COLUMNS
 from core.invoices.models import InvoiceStatus
@@ -253,7 +254,11 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
             due.c.invoice_id,
             cur.c.position,
             cur.c.key,
-            add_days(due.c.due_date, nxt.c.offset_days).label("next_on"),
+            # None after the last stage, and at the agency's (the last, too): the invoice is gone.
+            case(
+                (cur.c.action == StageAction.agency.value, None),
+                else_=add_days(due.c.due_date, nxt.c.offset_days),
+            ).label("next_on"),
         )
         .select_from(due)
         .join(cur, and_(cur.c.policy_id == due.c.policy_id, cur.c.position == due.c.position))
