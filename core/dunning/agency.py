@@ -42,23 +42,17 @@ from core.money import format_minor
 PENDING = "pending"  # the evidence of a hand-off event that the fan-out has not built yet
 
 
-async def hand_over(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -> list[str]:
+async def hand_over(
+    session: AsyncSession, sweep_id: uuid.UUID, now: datetime, reached_agency: Any = None
+) -> list[str]:
     """Invoices of this sweep at an agency stage go to the agency. Returns their external ids.
 
-    The caller (the sweep) clears their next action: the agency stage is a policy's last.
+    ``reached_agency`` selects their ids when the caller knows them (the sweep, from its due set);
+    else they are found from the sweep's actions. The caller (the sweep) clears their next action:
+    the agency stage is a policy's last.
     """
-    reached_agency = (
-        select(col(DunningAction.invoice_id))
-        .join(DunningState, col(DunningState.invoice_id) == col(DunningAction.invoice_id))
-        .join(
-            DunningStage,
-            and_(
-                col(DunningStage.policy_id) == col(DunningState.policy_id),
-                col(DunningStage.key) == col(DunningAction.stage_key),
-            ),
-        )
-        .where(col(DunningAction.sweep_id) == sweep_id, col(DunningStage.action) == StageAction.agency.value)
-    )
+    if reached_agency is None:
+        reached_agency = _reached_agency(sweep_id)
     rows = (
         await session.execute(
             update(Invoice)
@@ -89,6 +83,22 @@ async def hand_over(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -
         ),
     )
     return sorted(r.external_id for r in rows)
+
+
+def _reached_agency(sweep_id: uuid.UUID) -> Any:
+    """The invoices of the sweep's actions at an agency stage."""
+    return (
+        select(col(DunningAction.invoice_id))
+        .join(DunningState, col(DunningState.invoice_id) == col(DunningAction.invoice_id))
+        .join(
+            DunningStage,
+            and_(
+                col(DunningStage.policy_id) == col(DunningState.policy_id),
+                col(DunningStage.key) == col(DunningAction.stage_key),
+            ),
+        )
+        .where(col(DunningAction.sweep_id) == sweep_id, col(DunningStage.action) == StageAction.agency.value)
+    )
 
 
 async def complete_hand_offs(session: AsyncSession, event_ids: Sequence[uuid.UUID]) -> int:

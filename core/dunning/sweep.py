@@ -241,7 +241,16 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
         await _finish(session, conn, due)
         return SweepResult(sweep_id, 0, 0, 0, broken)
     await record_stage_events(session, sweep_id, now)  # written by the fan-out (outbound.py)
-    await hand_over(session, sweep_id, now)
+    at_agency = aliased(DunningStage)
+    reached_agency = (
+        select(due.c.invoice_id)
+        .join(
+            at_agency,
+            and_(col(at_agency.policy_id) == due.c.policy_id, col(at_agency.position) == due.c.position),
+        )
+        .where(col(at_agency.action) == StageAction.agency.value)
+    )
+    await hand_over(session, sweep_id, now, reached_agency)
 
     # 4. Fees and statutory interest of every stage crossed.
     n_fees = await _fees(session, due, today, now)
