@@ -14,8 +14,8 @@ previous run wrote deleted, the due states restored from a saved copy, VACUUM, C
   timed from opening the scope to its commit; every statement's round trip is logged, and so is the
   time inside each helper coroutine the sweep module calls from other core modules;
 * after the sweep's commit, timed apart and not part of the sweep: the event fan-out
-  (``core.events.service.fan_out`` with no endpoint), which builds the evidence files of the
-  debtors the sweep handed to the agency;
+  (``core.events.service.fan_out`` with no endpoint), which writes the sweep's stage events and
+  builds the evidence files of the debtors it handed to the agency;
 * the baseline: one raw ``INSERT INTO messages … SELECT`` over asyncpg that finds the same due rows
   and enqueues one message per debtor, timed from BEGIN to COMMIT.
 
@@ -171,7 +171,7 @@ async def _time_sweep(db: Database, log: StatementLog) -> SweepRun:
             result = await sweep(session, now=NOW)
         seconds = time.perf_counter() - start
     statements = list(log.entries)
-    # What the sweep leaves to the fan-out: the agency hand-offs' evidence files (timed apart).
+    # What the sweep leaves to the fan-out: stage events, the hand-offs' evidence (timed apart).
     start = time.perf_counter()
     async with db.session_scope() as session:
         await fan_out(session, [], NOW)

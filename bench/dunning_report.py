@@ -205,10 +205,12 @@ def _markdown(big: Measured, small: Measured) -> str:
         "",
         "**Method.** Per book, rounds of: reset, the sweep, reset, the baseline. The **sweep** is"
         " `core.dunning.sweep.sweep(session, now=...)` inside one `Database.session_scope()` of a"
-        " `core.db.Database` on the bench database, timed from opening the scope to its commit. It"
-        " records the agency hand-offs with their evidence files pending: the event fan-out builds those"
-        " after the commit (`core.events.service.fan_out`, which the worker runs every minute); the bench"
-        " runs it right after each sweep and times it apart (below the table). The"
+        " `core.db.Database` on the bench database, timed from opening the scope to its commit. Its"
+        " webhook events are no part of deciding: it records one work item for its stage events and the"
+        " agency hand-offs with their evidence files pending, and the event fan-out"
+        " (`core.events.service.fan_out`, which the worker runs every minute) writes the one"
+        " `dunning.stage_reached` event per invoice and builds the evidence files after the commit; the"
+        " bench runs it right after each sweep and times it apart (below the table). The"
         " **baseline** is the least a sweep must do: one `INSERT INTO messages … SELECT DISTINCT ON"
         " (debtor_id) … FROM dunning_states … JOIN dunning_stages … WHERE next_action_on <= $1` with"
         " `gen_random_uuid()` (a state has a next action only while its invoice is open, so the invoices"
@@ -237,8 +239,8 @@ def _markdown(big: Measured, small: Measured) -> str:
         )
     lines += [
         "",
-        "After each sweep, not part of it: the event fan-out that builds the evidence files of the debtors"
-        " handed to the agency (median): "
+        "After each sweep, not part of it: the event fan-out that writes its stage events and builds the"
+        " evidence files of the debtors handed to the agency (median): "
         + "; ".join(
             f"{m.book.label} {statistics.median(r.fan_out_s for r in m.sweeps):.3f} s"
             f" ({m.median_run.evidence_files:,} files)"
