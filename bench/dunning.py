@@ -13,6 +13,9 @@ previous run wrote deleted, the due states restored from a saved copy, VACUUM, C
 * the sweep: ``core.dunning.sweep.sweep(session, now=...)`` inside ``Database.session_scope()``,
   timed from opening the scope to its commit; every statement's round trip is logged, and so is the
   time inside each helper coroutine the sweep module calls from other core modules;
+* after the sweep's commit, timed apart and not part of the sweep: the event fan-out
+  (``core.events.service.fan_out`` with no endpoint), which writes the sweep's stage events and
+  builds the evidence files of the debtors it handed to the agency;
 * the baseline: one raw ``INSERT INTO messages … SELECT`` over asyncpg that finds the same due rows
   and enqueues one message per debtor, timed from BEGIN to COMMIT.
 
@@ -31,8 +34,9 @@ import uuid
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.dialects import postgresql
+from sqlmodel import col
 
 from bench import pg
 from bench.dunning_book import (
@@ -61,6 +65,8 @@ from core.base import new_id
 from core.db import Database
 from core.dunning import sweep as sweep_module
 from core.dunning.sweep import due_query, sweep
+from core.events.models import Event, EventType
+from core.events.service import fan_out
 
 
 def run(ctx: Context) -> Section:
@@ -164,7 +170,21 @@ async def _time_sweep(db: Database, log: StatementLog) -> SweepRun:
         async with db.session_scope() as session:
             result = await sweep(session, now=NOW)
         seconds = time.perf_counter() - start
-    return SweepRun(seconds, result, list(log.entries), helpers.spent)
+    statements = list(log.entries)
+    # What the sweep leaves to the fan-out: stage events, the hand-offs' evidence (timed apart).
+    start = time.perf_counter()
+    async with db.session_scope() as session:
+        await fan_out(session, [], NOW)
+        files = await session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(
+                col(Event.type) == EventType.handed_to_agency.value,
+                col(Event.payload)["invoices"].is_not(None),
+            )
+        )
+    fan_out_s = time.perf_counter() - start
+    return SweepRun(seconds, result, statements, helpers.spent, fan_out_s, int(files or 0))
 
 
 async def _time_baseline(conn: asyncpg.Connection, book: Book, expected: Expected) -> float:

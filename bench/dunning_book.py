@@ -137,6 +137,10 @@ class SweepRun:
     result: SweepResult
     statements: list[tuple[str, Any, bool, float]]  # statement, parameters, executemany, seconds
     helpers: dict[str, tuple[int, float]] = field(default_factory=dict)  # name → (calls, seconds)
+    # After the sweep's commit, not part of it: the event fan-out that builds the hand-offs'
+    # evidence files (core.events.service.fan_out with no endpoint), and how many it built.
+    fan_out_s: float = 0.0
+    evidence_files: int = 0
 
 
 @dataclass

@@ -1,10 +1,15 @@
 """Hand-off to a collection agency at a policy's final stage, with the evidence the agency needs.
 
 The sweep marks the invoices of this sweep that reached an ``agency`` stage ``with_agency`` (one
-UPDATE), then builds one evidence file per debtor handed over and records a
-``invoice.handed_to_agency`` event carrying it; the worker delivers that event, signed, to
-AGENCY_WEBHOOK_URL. Agency payments come back through POST /api/v1/payments with method
-``agency`` and are booked as ``agency_payment``.
+UPDATE) and records one ``invoice.handed_to_agency`` event per debtor handed over, its evidence
+still to come (``{"evidence": "pending", ...}``). Building the evidence file reads everything the
+debtor ever had (invoices, entries, messages, promises): that is no part of deciding, so the sweep
+leaves it to the event fan-out (:func:`complete_hand_offs`, called by
+``core.events.service.fan_out`` for the events it claims), which puts the file into the event in its
+own transaction before any delivery is made. The event is committed with the sweep, so a worker
+that dies before the fan-out loses nothing: the next fan-out completes it. The worker then delivers
+the event, signed, to AGENCY_WEBHOOK_URL. Agency payments come back through POST /api/v1/payments
+with method ``agency`` and are booked as ``agency_payment``.
 """
 
 from __future__ import annotations
@@ -17,27 +22,72 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from core import audit
 from core.audit import SYSTEM
+from core.base import table_of
 from core.bulk import among, chunk_size, chunks
 from core.debtors.models import ContactPoint, Debtor
-from core.dunning.lifecycle import follow_invoice_status
 from core.dunning.models import DunningAction, DunningStage, DunningState, Promise, StageAction
-from core.events.models import EventType
+from core.events.models import Event, EventType
 from core.events.service import emit_many
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger.models import LedgerEntry
 from core.messaging.models import Message
 from core.money import format_minor
 
+PENDING = "pending"  # the evidence of a hand-off event that the fan-out has not built yet
 
-async def hand_over(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -> list[str]:
-    """Invoices of this sweep at an agency stage go to the agency. Returns their external ids."""
-    reached_agency = (
+
+async def hand_over(
+    session: AsyncSession, sweep_id: uuid.UUID, now: datetime, reached_agency: Any = None
+) -> list[str]:
+    """Invoices of this sweep at an agency stage go to the agency. Returns their external ids.
+
+    ``reached_agency`` selects their ids when the caller knows them (the sweep, from its due set);
+    else they are found from the sweep's actions. The caller (the sweep) clears their next action:
+    the agency stage is a policy's last.
+    """
+    if reached_agency is None:
+        reached_agency = _reached_agency(sweep_id)
+    rows = (
+        await session.execute(
+            update(Invoice)
+            .where(col(Invoice.id).in_(reached_agency))
+            .values(status=InvoiceStatus.with_agency.value, updated_at=now)
+            .returning(col(Invoice.external_id), col(Invoice.debtor_id))
+        )
+    ).all()
+    if not rows:
+        return []
+    await audit.record_many(
+        session,
+        SYSTEM,
+        "invoice.handed_to_agency",
+        "invoice",
+        ((r.external_id, None, {"status": InvoiceStatus.with_agency.value}) for r in rows),
+    )
+    debtor_ids = sorted({r.debtor_id for r in rows})
+    debtors = await session.execute(
+        select(col(Debtor.id), col(Debtor.external_id)).where(among(session, col(Debtor.id), debtor_ids))
+    )
+    await emit_many(
+        session,
+        EventType.handed_to_agency,
+        (
+            (external_id, {"evidence": PENDING, "debtor": {"external_id": external_id}, "debtor_id": str(d)})
+            for d, external_id in sorted(debtors.all(), key=lambda r: r[1])
+        ),
+    )
+    return sorted(r.external_id for r in rows)
+
+
+def _reached_agency(sweep_id: uuid.UUID) -> Any:
+    """The invoices of the sweep's actions at an agency stage."""
+    return (
         select(col(DunningAction.invoice_id))
         .join(DunningState, col(DunningState.invoice_id) == col(DunningAction.invoice_id))
         .join(
@@ -49,31 +99,35 @@ async def hand_over(session: AsyncSession, sweep_id: uuid.UUID, now: datetime) -
         )
         .where(col(DunningAction.sweep_id) == sweep_id, col(DunningStage.action) == StageAction.agency.value)
     )
-    rows = (
-        await session.execute(
-            select(col(Invoice.id), col(Invoice.external_id), col(Invoice.debtor_id)).where(
-                col(Invoice.id).in_(reached_agency)
+
+
+async def complete_hand_offs(session: AsyncSession, event_ids: Sequence[uuid.UUID]) -> int:
+    """Put the evidence file into those of ``event_ids`` that are hand-offs still without one.
+
+    Called by the fan-out for the events it has claimed (locked), in its transaction: a second
+    fan-out skips them, and an event is delivered only with its file. Returns how many it filled.
+    """
+    pending = [
+        (event_id, uuid.UUID(payload["debtor_id"]))
+        for part in chunks(list(event_ids), chunk_size(session))
+        for event_id, payload in (
+            await session.execute(
+                select(col(Event.id), col(Event.payload)).where(
+                    among(session, col(Event.id), list(part)),
+                    col(Event.type) == EventType.handed_to_agency.value,
+                )
             )
-        )
-    ).all()
-    if not rows:
-        return []
+        ).all()
+        if isinstance(payload, dict) and payload.get("evidence") == PENDING
+    ]
+    if not pending:
+        return 0
+    files = await evidence_many(session, [debtor_id for _, debtor_id in pending])
     await session.execute(
-        update(Invoice)
-        .where(col(Invoice.id).in_([r.id for r in rows]))
-        .values(status=InvoiceStatus.with_agency.value, updated_at=now)
+        update(table_of(Event)).where(table_of(Event).c.id == bindparam("event_id")),
+        [{"event_id": event_id, "payload": file} for (event_id, _), file in zip(pending, files, strict=True)],
     )
-    await follow_invoice_status(session, [r.id for r in rows], InvoiceStatus.with_agency.value, now)
-    await audit.record_many(
-        session,
-        SYSTEM,
-        "invoice.handed_to_agency",
-        "invoice",
-        ((r.external_id, None, {"status": InvoiceStatus.with_agency.value}) for r in rows),
-    )
-    files = await evidence_many(session, sorted({r.debtor_id for r in rows}))
-    await emit_many(session, EventType.handed_to_agency, ((f["debtor"]["external_id"], f) for f in files))
-    return sorted(r.external_id for r in rows)
+    return len(pending)
 
 
 async def evidence(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, Any]:

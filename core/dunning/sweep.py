@@ -10,6 +10,8 @@
    and tone of the most advanced stage among them.
 3. One row per (invoice, stage) goes into ``dunning_actions``, pointing at its message. The
    primary key makes a second sweep, a second worker or a retried job unable to act twice.
+   Its webhook events (stage reached, the hand-offs' evidence) are left to the event fan-out as
+   one work item (outbound.py): writing them is no part of deciding.
 4. Fees of every stage crossed, and statutory interest, are posted to the ledger.
 5. Each state moves to its new stage and the date of the next one.
 
@@ -34,6 +36,7 @@ from sqlalchemy import (
     Table,
     Uuid,
     and_,
+    case,
     cast,
     delete,
     exists,
@@ -58,15 +61,14 @@ from core.debtors.models import Debtor
 from core.dunning import tone
 from core.dunning.agency import hand_over
 from core.dunning.holds import break_promises
-from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState
-from core.events.models import Event, EventType
-from core.events.service import EVENT_COLUMNS
+from core.dunning.models import DunningAction, DunningPolicy, DunningStage, DunningState, StageAction
+from core.dunning.outbound import record_stage_events
 from core.invoices.models import InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
 from core.messaging.models import Message, MessageStatus
 from core.payments.models import PENDING_STATUSES, PspPayment, PspPaymentInvoice
 from core.plans.models import PlanInvoice
-from core.sqlfuncs import add_days, days_between, json_object, new_uuid
+from core.sqlfuncs import add_days, days_between, new_uuid
 
 ACTIVE_STATUSES = (InvoiceStatus.approved.value, InvoiceStatus.open.value)
 
@@ -238,8 +240,17 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
     if n_actions == 0:
         await _finish(session, conn, due)
         return SweepResult(sweep_id, 0, 0, 0, broken)
-    await _stage_events(session, due, now)
-    await hand_over(session, sweep_id, now)
+    await record_stage_events(session, sweep_id, now)  # written by the fan-out (outbound.py)
+    at_agency = aliased(DunningStage)
+    reached_agency = (
+        select(due.c.invoice_id)
+        .join(
+            at_agency,
+            and_(col(at_agency.policy_id) == due.c.policy_id, col(at_agency.position) == due.c.position),
+        )
+        .where(col(at_agency.action) == StageAction.agency.value)
+    )
+    await hand_over(session, sweep_id, now, reached_agency)
 
     # 4. Fees and statutory interest of every stage crossed.
     n_fees = await _fees(session, due, today, now)
@@ -253,7 +264,11 @@ async def sweep(session: AsyncSession, *, now: datetime) -> SweepResult:
             due.c.invoice_id,
             cur.c.position,
             cur.c.key,
-            add_days(due.c.due_date, nxt.c.offset_days).label("next_on"),
+            # None after the last stage, and at the agency's (the last, too): the invoice is gone.
+            case(
+                (cur.c.action == StageAction.agency.value, None),
+                else_=add_days(due.c.due_date, nxt.c.offset_days),
+            ).label("next_on"),
         )
         .select_from(due)
         .join(cur, and_(cur.c.policy_id == due.c.policy_id, cur.c.position == due.c.position))
@@ -294,35 +309,6 @@ async def _finish(session: AsyncSession, conn: Any, due: Table) -> None:
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SET LOCAL enable_seqscan TO DEFAULT"))
         await session.execute(text("SET LOCAL jit TO DEFAULT"))
-
-
-async def _stage_events(session: AsyncSession, due: Table, now: datetime) -> int:
-    """One ``dunning.stage_reached`` event per invoice of this sweep, from the due set alone."""
-    stg = aliased(DunningStage)
-    payload = json_object(
-        literal("invoice"),
-        due.c.invoice_external_id,
-        literal("number"),
-        due.c.invoice_number,
-        literal("debtor"),
-        due.c.debtor_external_id,
-        literal("stage"),
-        col(stg.key),
-    )
-    rows = (
-        select(
-            new_uuid(),
-            literal(EventType.stage_reached.value),
-            due.c.invoice_external_id,
-            payload,
-            literal(False),
-            literal(now),
-        )
-        .select_from(due)
-        .join(stg, and_(col(stg.policy_id) == due.c.policy_id, col(stg.position) == due.c.position))
-    )
-    result = await session.execute(insert(table_of(Event)).from_select(list(EVENT_COLUMNS), rows))
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def _messages(session: AsyncSession, due: Table, sweep_id: uuid.UUID, now: datetime) -> int:

@@ -71,6 +71,14 @@ async def fan_out(
     ids = list((await session.execute(pending)).scalars().all())
     if not ids:
         return 0
+    # The sweep leaves its stage events and the hand-offs' evidence files to this point (writing
+    # them is no part of deciding): they are completed here, under the lock just taken, before any
+    # delivery is made. See core.dunning.outbound.
+    from core.dunning.outbound import complete_pending  # core.dunning imports this module
+
+    ids = await complete_pending(session, ids)
+    if not ids:
+        return 0
     targets: list[tuple[str, str | None]] = [(url, None) for url in endpoints]
     if agency_url:
         targets.append((agency_url, EventType.handed_to_agency.value))

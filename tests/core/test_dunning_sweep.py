@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlmodel import col
 
 from core.audit import Actor
+from core.base import new_id
 from core.db import Database
 from core.debtors import service as debtors
 from core.dunning import service as dunning
@@ -220,3 +221,35 @@ async def test_a_paid_invoice_leaves_the_sweep_and_a_reopened_one_catches_up(db:
     result = await run(db, "2026-12-20")
     assert (result.actions, result.messages) == (1, 1)
     assert [k for k, _ in await stages_sent(db)] == ["due_today", "second_reminder"]
+
+
+async def test_an_invoice_already_acted_on_at_its_stage_neither_moves_nor_gets_a_message(
+    db: Database,
+) -> None:
+    d1 = await factories.debtor(db)
+    d2 = await factories.debtor(db)
+    acted = await factories.invoice(db, d1, due_date=date(2026, 11, 10))
+    other = await factories.invoice(db, d2, due_date=date(2026, 11, 10))
+    before = await state_of(db, acted)
+    async with db.session_scope() as s:  # as if another sweep had recorded this stage already
+        s.add(
+            DunningAction(
+                invoice_id=before.invoice_id,
+                stage_key="first_reminder",
+                debtor_id=before.debtor_id,
+                sweep_id=new_id(),
+                created_at=factories.at("2026-11-17"),
+            )
+        )
+    result = await run(db, "2026-11-17")
+    assert (result.actions, result.messages) == (1, 1)
+    after = await state_of(db, acted)
+    assert (after.stage_key, after.next_action_on) == (before.stage_key, before.next_action_on)
+    assert (await state_of(db, other)).stage_key == "first_reminder"
+    async with db.sessionmaker() as s:
+        debtors_messaged = (
+            (await s.execute(select(col(Message.debtor_id)).where(col(Message.kind) == "reminder")))
+            .scalars()
+            .all()
+        )
+    assert debtors_messaged == [(await state_of(db, other)).debtor_id]

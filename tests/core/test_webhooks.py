@@ -91,3 +91,26 @@ async def test_without_endpoints_events_stay_as_a_log(db: Database) -> None:
     async with db.sessionmaker() as s:
         assert (await s.execute(select(col(Event.dispatched)))).scalars().all() == [True]
         assert (await s.execute(select(WebhookDelivery))).scalars().all() == []
+
+
+async def test_the_sweep_leaves_its_stage_events_to_the_fan_out_which_writes_them_once(db: Database) -> None:
+    d = await factories.debtor(db, "HOOK-2")
+    invs = [await factories.invoice(db, d, due_date=date(2026, 11, 1)) for _ in range(2)]
+    now = factories.at("2026-11-24")
+    async with db.session_scope() as s:
+        result = await sweep(s, now=now)
+    assert result.actions == 2
+    async with db.sessionmaker() as s:  # committed with the sweep: one work item, not one per invoice
+        rows = (await s.execute(select(col(Event.type), col(Event.subject)))).all()
+        assert rows == [("dunning.stages_pending", str(result.sweep_id))]
+    async with sms_gateway(any_json=True) as receiver, httpx.AsyncClient() as client:
+        for _ in range(2):  # a second fan-out finds nothing left to write
+            async with db.session_scope() as s:
+                await events.fan_out(s, [receiver.url], now)
+        await events.deliver(db, client, secret=SECRET, clock=FixedClock(now))
+        assert sorted(r.json["subject"] for r in receiver.requests) == sorted(invs)
+        assert {r.json["type"] for r in receiver.requests} == {"dunning.stage_reached"}
+        assert {r.json["created_at"] for r in receiver.requests} == {now.isoformat()}  # dated at the sweep
+    async with db.sessionmaker() as s:
+        types = (await s.execute(select(col(Event.type), col(Event.dispatched)))).all()
+        assert types == [("dunning.stage_reached", True)] * 2
