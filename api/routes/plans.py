@@ -144,7 +144,8 @@ async def accept_plan(
     key: Annotated[ApiKey, Depends(require("plans:write"))],
 ) -> Response:
     async def work(session: AsyncSession) -> tuple[int, dict[str, Any]]:
-        view = await plans.accept(session, plan_id, actor=actor_of(key), today=services.clock.today())
+        clock = services.clock
+        view = await plans.accept(session, plan_id, actor=actor_of(key), today=clock.today(), now=clock.now())
         return 200, plan_json(view)
 
     return await idempotency.run(request, services, key, work)

@@ -75,7 +75,9 @@ class PlansPort(Protocol):
         today: date,
     ) -> PlanDecision: ...
 
-    async def accept(self, session: AsyncSession, plan_id: Any, *, actor: Actor, today: date) -> Any: ...
+    async def accept(
+        self, session: AsyncSession, plan_id: Any, *, actor: Actor, today: date, now: datetime | None = None
+    ) -> Any: ...
 
 
 @dataclass

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -328,13 +328,20 @@ async def _plan(session: AsyncSession, plan_id: uuid.UUID) -> PaymentPlan:
 
 
 async def accept(
-    session: AsyncSession, plan_id: uuid.UUID, *, actor: ActorLike, today: date, confirm: bool = True
+    session: AsyncSession,
+    plan_id: uuid.UUID,
+    *,
+    actor: ActorLike,
+    today: date,
+    confirm: bool = True,
+    now: datetime | None = None,
 ) -> PlanView:
     """The debtor's yes to a ``proposed`` or ``approved_by_staff`` plan: it becomes ``active``.
 
     The schedule starts on ``today`` (dates move with a late yes; amounts stay). Its instalments are
     created, its invoices leave dunning, live promises on them end (the plan replaces them), and,
-    with ``confirm``, a written confirmation with the schedule goes on the outbox.
+    with ``confirm``, a written confirmation with the schedule goes on the outbox, due at ``now``
+    (the caller's clock; the wall clock when not given).
     """
     who = as_actor(actor)
     # The debtor first, then the plan: the order propose takes them in (no deadlock between the two).
@@ -370,7 +377,7 @@ async def accept(
             }
         )
         start += i.amount_minor
-    now = utcnow()
+    now = now or utcnow()
     plan.state = PlanState.active.value
     plan.starts_on = today
     plan.schedule = _schedule_json(schedule)

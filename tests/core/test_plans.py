@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -32,6 +32,7 @@ from core.plans.schemas import MoneyIn, PlanDecision, PlanPolicyIn
 from core.plans.sweep import sweep_instalments
 from core.ports import FixedClock
 from tests import factories
+from tests.conftest import NOW
 from tests.fakes.smtp import smtp_server
 
 TODAY = date(2026, 11, 24)  # the suite's NOW
@@ -56,7 +57,8 @@ async def propose(db: Database, debtor_id: Any, today: date = TODAY, **kw: Any) 
 
 async def accept(db: Database, plan_id: Any, today: date = TODAY) -> plans.PlanView:
     async with db.session_scope() as s:
-        return await plans.accept(s, plan_id, actor=DEBTOR, today=today)
+        now = datetime.combine(today, NOW.timetz())  # the suite's clock on that day
+        return await plans.accept(s, plan_id, actor=DEBTOR, today=today, now=now)
 
 
 async def plan_sweep(db: Database, day: str) -> Any:

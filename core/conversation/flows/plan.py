@@ -173,7 +173,7 @@ async def _accept(ctx: Ctx, data: dict[str, Any]) -> list[Reply]:
     plan_id: Any = data.get("plan_id")
     with contextlib.suppress(ValueError):
         plan_id = uuid.UUID(str(plan_id))
-    await ctx.deps.plans.accept(ctx.session, plan_id, actor=ctx.actor, today=ctx.today)
+    await ctx.deps.plans.accept(ctx.session, plan_id, actor=ctx.actor, today=ctx.today, now=ctx.now)
     ctx.goto(None)
     return [ctx.reply("plan.active", options=ctx.menu())]
 
