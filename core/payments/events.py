@@ -134,7 +134,8 @@ async def drain(
     batch: int | None = None,
     fetches: int | None = None,
 ) -> dict[str, int]:
-    """Process waiting events in batches until none is left; what ``process`` does per event.
+    """Process waiting events in batches until a round finds fewer than ``batch`` (everything
+    that waited); what ``process`` does per event.
 
     Each round claims up to ``batch`` events (a short transaction; rows another drainer holds are
     skipped), fetches their payments from the PSP, ``fetches`` at a time, and applies every fetched
@@ -156,6 +157,11 @@ async def drain(
         unreachable = await _round(db, provider, clock, claimed, fetches, counts)
         if unreachable is not None:
             raise unreachable
+        if len(claimed) < batch:
+            # Everything that waited was claimed (by this drainer or, SKIP LOCKED, another one):
+            # what came in since belongs to a later debounce slot, whose job drains it in a full
+            # batch, instead of this one chasing a trickle with rounds of a few events.
+            return dict(counts)
 
 
 async def _round(
