@@ -2,7 +2,8 @@
 
 Every party runs in its own process, as in production, and both phases get the same load from the
 same driver: ``BENCH_WEBHOOKS`` (2,000) form POSTs ``id=tr_…``, each for a different paid payment,
-from ``BENCH_WEBHOOK_CONCURRENCY`` (16) clients of one httpx client in the bench process.
+from ``BENCH_WEBHOOK_CONCURRENCY`` (16) clients of one aiohttp client session in the bench process
+(aiohttp: httpx cost ~4 ms of CPU per POST, so the driver would have set the baseline's pace).
 
 1. Baseline: ``python -m bench.payments bare PORT DATABASE_URL``, a uvicorn process (the same
    defaults as ``duebot serve``: uvloop, httptools) whose FastAPI app has one route that parses
@@ -43,11 +44,13 @@ import resource
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import psutil
 from fastapi import FastAPI, Request
@@ -116,7 +119,7 @@ def _markdown(n: int, concurrency: int, warmup: int, bare: Phase, e2e: Phase) ->
 
     ratio = e2e.rate(n) / bare.rate(n)
     return (
-        f"{n:,} Mollie webhooks from {concurrency} concurrent clients (one httpx client in the bench "
+        f"{n:,} Mollie webhooks from {concurrency} concurrent clients (one aiohttp session in the bench "
         f"process), each for a different paid payment (one open invoice per debtor), after {warmup} "
         "uncounted warm-up webhooks. Every party runs in its own process: the server under test "
         "(uvicorn, as `duebot serve`), the arq worker (`arq.run_worker` on `worker.WorkerSettings`, "
@@ -245,16 +248,27 @@ class _Cpu:
         return {who: after - self.before[who] for who, after in self._read().items()}
 
 
-async def _post_all(client: httpx.AsyncClient, path: str, ids: list[str], concurrency: int) -> None:
+@contextlib.asynccontextmanager
+async def _driver(concurrency: int) -> AsyncIterator[aiohttp.ClientSession]:
+    """The load generator: aiohttp, ``concurrency`` keep-alive connections (httpx cost ~4 ms of CPU
+    per POST here, so the driver, not the server, would set the baseline's pace)."""
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as s:
+        yield s
+
+
+async def _post_all(client: aiohttp.ClientSession, url: str, ids: list[str], concurrency: int) -> None:
     queue: asyncio.Queue[str] = asyncio.Queue()
     for i in ids:
         queue.put_nowait(i)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
 
     async def one_client() -> None:
         while not queue.empty():
             pid = queue.get_nowait()
-            r = await client.post(path, data={"id": pid})
-            r.raise_for_status()
+            async with client.post(url, data=f"id={pid}".encode(), headers=headers) as r:
+                await r.read()
+                r.raise_for_status()
 
     await asyncio.gather(*(one_client() for _ in range(concurrency)))
 
@@ -292,7 +306,6 @@ async def _measure(
     )
     db = Database.from_url(url)
     redis = Redis.from_url(redis_url)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     try:
         await _wait_fake(fake, mollie_base, fake_log)
         fake_pid = fake.command_pid()
@@ -309,12 +322,13 @@ async def _measure(
         )
         await asyncio.to_thread(bare_srv.start)
         try:
-            async with httpx.AsyncClient(base_url=bare_srv.base_url, limits=limits, timeout=30) as c:
-                await _post_all(c, "/hook", warm, concurrency)
+            hook = f"{bare_srv.base_url}/hook"
+            async with _driver(concurrency) as c:
+                await _post_all(c, hook, warm, concurrency)
                 print(f"payments: bare endpoint: {n} webhooks, {concurrency} clients", flush=True)
                 cpu = _Cpu({"server": bare_srv.pid})
                 started = time.perf_counter()
-                await _post_all(c, "/hook", ids, concurrency)
+                await _post_all(c, hook, ids, concurrency)
                 posted = time.perf_counter() - started
                 bare = Phase(posted, posted, cpu.used())
         finally:
@@ -332,13 +346,14 @@ async def _measure(
             worker_pid = work.command_pid()
             assert worker_pid is not None
             processed = "SELECT count(*) FROM psp_events WHERE processed_at IS NOT NULL"
-            async with httpx.AsyncClient(base_url=api.base_url, limits=limits, timeout=30) as c:
-                await _post_all(c, "/webhooks/mollie", warm, concurrency)
+            webhook = f"{api.base_url}/webhooks/mollie"
+            async with _driver(concurrency) as c:
+                await _post_all(c, webhook, warm, concurrency)
                 await _until(db, processed, warmup)
                 print(f"payments: end to end: {n} webhooks, {concurrency} clients", flush=True)
                 cpu = _Cpu({"server": api.pid, "worker": worker_pid, "fake": fake_pid})
                 started = time.perf_counter()
-                await _post_all(c, "/webhooks/mollie", ids, concurrency)
+                await _post_all(c, webhook, ids, concurrency)
                 posted = time.perf_counter() - started
                 in_ledger = (
                     "SELECT count(DISTINCT payment_id) FROM ledger_entries WHERE payment_id IS NOT NULL"
