@@ -83,6 +83,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
+    # First: FastAPI tries the routes in order, and Mollie's webhooks come in bursts.
+    app.include_router(mollie_webhook.router)
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json), Depends(refuse_nul)])
     v1.include_router(debtors.router)
     v1.include_router(invoices.router)
@@ -98,7 +100,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(bank.upload_router, prefix="/api/v1", dependencies=[Depends(refuse_nul)])
     app.include_router(health.router)
     app.include_router(slack_webhook.router)
-    app.include_router(mollie_webhook.router)
     app.include_router(pay_pages.router)
     app.include_router(demo_chat.router)
     app.include_router(telegram_webhook.router)

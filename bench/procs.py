@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,12 +123,24 @@ def free_port() -> int:
 
 
 class Server:
-    """`duebot serve` (one uvicorn process, no workers) on a free port of 127.0.0.1."""
+    """`duebot serve` (one uvicorn process, no workers) on a free port of 127.0.0.1; or, with
+    ``command`` (the port → the command line), another server that answers ``GET /healthz``."""
 
-    def __init__(self, duebot: Path, *, env: dict[str, str], cwd: Path, log: Path) -> None:
+    def __init__(
+        self,
+        duebot: Path,
+        *,
+        env: dict[str, str],
+        cwd: Path,
+        log: Path,
+        command: Callable[[int], list[str]] | None = None,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self._cmd = [str(duebot), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if command is not None:
+            self._cmd = command(self.port)
+        else:
+            self._cmd = [str(duebot), "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self._env = env
         self._cwd = cwd
         self.log = log

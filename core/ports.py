@@ -5,6 +5,7 @@ Only the composition roots (api/main.py, worker.py, cli.py) wire concrete adapte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -141,6 +142,13 @@ class PaymentProvider(Protocol):
         ...
 
     async def get_payment(self, provider_id: str) -> ProviderPayment: ...
+
+    async def get_payments(
+        self, provider_ids: Sequence[str], *, concurrency: int = 4
+    ) -> list[ProviderPayment | PaymentProviderError]:
+        """Many payments, ``concurrency`` requests at a time; per id, in order, the payment or the
+        error (PaymentNotFound, PaymentProviderError) ``get_payment`` would raise."""
+        ...
 
     async def create_refund(
         self, provider_id: str, *, amount_minor: int, currency: str, description: str, key: str

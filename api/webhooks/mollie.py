@@ -6,8 +6,9 @@ Mollie's classic webhooks carry no signature, so nothing in them is believed: th
 After the commit a ``drain_psp_events`` job is enqueued, debounced: one job per ``DEBOUNCE``
 time slot (its job id names the slot), deferred to the slot's end. Every webhook of a slot has
 committed before that job starts (the API's and the worker's clocks agreeing), and the job drains
-until nothing waits, so the worker claims,
-fetches and posts the events of a burst in batches instead of one job per event; a process that
+until a round finds fewer than a full batch waiting (what arrives later has its own slot's job),
+so the worker claims, fetches and posts the events of a burst in batches instead of one job per
+event, and does not chase a trickle in rounds of a few events; a process that
 has enqueued the job of the current slot does not ask Redis again within it. If Redis is
 unreachable the event still waits, and the ``pick_up_psp_events`` cron processes it.
 """

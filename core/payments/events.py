@@ -15,7 +15,6 @@ down, or a worker died) and processes them: the cron job that makes sure nothing
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -37,7 +36,7 @@ log = structlog.get_logger(__name__)
 MOLLIE_ID = re.compile(r"^tr_[A-Za-z0-9]{1,60}$")
 PICK_UP_AFTER = timedelta(seconds=30)
 DRAIN_BATCH = 100  # events claimed, fetched and posted together
-DRAIN_FETCHES = 4  # payments fetched from the PSP at the same time (the client is sync: threads)
+DRAIN_FETCHES = 4  # threads fetching from the PSP at once (the client is sync), each its share in turn
 
 
 def parse_mollie_id(value: object) -> str:
@@ -134,7 +133,8 @@ async def drain(
     batch: int | None = None,
     fetches: int | None = None,
 ) -> dict[str, int]:
-    """Process waiting events in batches until none is left; what ``process`` does per event.
+    """Process waiting events in batches until a round finds fewer than ``batch`` (everything
+    that waited); what ``process`` does per event.
 
     Each round claims up to ``batch`` events (a short transaction; rows another drainer holds are
     skipped), fetches their payments from the PSP, ``fetches`` at a time, and applies every fetched
@@ -156,6 +156,11 @@ async def drain(
         unreachable = await _round(db, provider, clock, claimed, fetches, counts)
         if unreachable is not None:
             raise unreachable
+        if len(claimed) < batch:
+            # Everything that waited was claimed (by this drainer or, SKIP LOCKED, another one):
+            # what came in since belongs to a later debounce slot, whose job drains it in a full
+            # batch, instead of this one chasing a trickle with rounds of a few events.
+            return dict(counts)
 
 
 async def _round(
@@ -169,16 +174,7 @@ async def _round(
     by_payment: dict[str, list[uuid.UUID]] = defaultdict(list)
     for event in claimed:
         by_payment[event.resource_id].append(event.id)
-    limit = asyncio.Semaphore(fetches)
-
-    async def fetch(provider_id: str) -> ProviderPayment | PaymentProviderError:
-        async with limit:
-            try:
-                return await provider.get_payment(provider_id)
-            except PaymentProviderError as exc:  # PaymentNotFound included
-                return exc
-
-    fetched = await asyncio.gather(*(fetch(pid) for pid in by_payment))
+    fetched = await provider.get_payments(list(by_payment), concurrency=fetches)
     snaps: list[ProviderPayment] = []
     closed: list[tuple[uuid.UUID, str, str | None]] = []
     unreachable: PaymentProviderError | None = None

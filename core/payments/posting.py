@@ -16,8 +16,9 @@ from datetime import date
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from core import audit
@@ -108,6 +109,7 @@ async def _book(
     )
     outcomes: dict[str, str] = {}
     updated: list[tuple[object, dict[str, Any], dict[str, Any]]] = []
+    changed: list[dict[str, Any]] = []
     now = utcnow()
     for (psp, snap, _), payment_id in zip(book, payment_ids, strict=True):
         if snap.amount_minor != psp.amount_minor or snap.currency != psp.currency:
@@ -116,9 +118,9 @@ async def _book(
             )
         done = ["posted"] if psp.status == "paid" else ["status:paid", "posted"]
         before = psp.status
-        psp.status = "paid"
-        psp.ledger_payment_id = payment_id
-        psp.updated_at = now
+        changed.append({"id": psp.id, "status": "paid", "ledger_payment_id": payment_id, "updated_at": now})
+        for attr, value in changed[-1].items():  # the loaded row as it now is, without a unit of work
+            set_committed_value(psp, attr, value)
         outcomes[snap.id] = ",".join(done)
         updated.append(
             (
@@ -132,7 +134,8 @@ async def _book(
                 },
             )
         )
-    await session.flush()
+    if changed:  # one executemany UPDATE by primary key
+        await session.execute(update(PspPayment), changed)
     await audit.record_many(session, service.PSP_ACTOR, "psp_payment.updated", "psp_payment", updated)
     return outcomes, refused
 

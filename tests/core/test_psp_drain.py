@@ -18,7 +18,7 @@ from core.payments import events
 from core.payments import repository as repo
 from core.payments.models import PspEvent, PspPayment
 from core.payments.providers.mollie import MollieProvider
-from core.ports import FixedClock, PaymentProviderError
+from core.ports import FixedClock, PaymentNotFound, PaymentProviderError, ProviderPayment
 from tests import factories
 from tests.core.test_psp_payments import ACTOR, balance, checkout_for, count
 from tests.fakes.mollie import FakeMollie
@@ -168,3 +168,23 @@ async def test_two_drainers_at_once_post_every_payment_exactly_once(
     for d, _ in made:
         eur, invoices = await balance(db, d)
         assert eur.open == 0 and invoices[0].status == "paid"
+
+
+async def test_many_payments_fetched_in_shares_come_back_in_order_with_each_ones_error(
+    db: Database, provider: MollieProvider, mollie: FakeMollie, clock: FixedClock
+) -> None:
+    made = [await paid_checkout(db, provider, mollie, clock, 1_000 + i) for i in range(5)]
+    ids = [psp.provider_id for _, psp in made]
+    ids.insert(2, "tr_unknown1")
+    mollie.fail_next(503)  # whichever request comes first
+    got = await provider.get_payments(ids, concurrency=2)
+    assert len(got) == 6
+    failed = [g for g in got if isinstance(g, PaymentProviderError)]
+    assert any(isinstance(g, PaymentNotFound) for g in failed) and isinstance(got[2], PaymentNotFound)
+    down = [g for g in failed if not isinstance(g, PaymentNotFound)]
+    assert len(down) == 1 and down[0].retryable and down[0].status == 503
+    fetched = {g.id: g for g in got if isinstance(g, ProviderPayment)}
+    assert len(fetched) == 4
+    for position, provider_id in enumerate(ids):
+        if provider_id in fetched:
+            assert got[position] is fetched[provider_id] and fetched[provider_id].status == "paid"

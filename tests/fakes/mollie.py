@@ -273,7 +273,7 @@ class FakeMollie:
             content_type="application/hal+json",
         )
 
-    async def start(self) -> FakeMollie:
+    async def start(self, port: int = 0) -> FakeMollie:
         app = web.Application(middlewares=[self._middleware])
         app.router.add_post("/v2/payments", self._create)
         app.router.add_get("/v2/payments/{id}", self._get)
@@ -281,7 +281,7 @@ class FakeMollie:
         app.router.add_get("/v2/payments/{id}/refunds", self._list_refunds)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
+        site = web.TCPSite(self._runner, LOOPBACK, port)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self

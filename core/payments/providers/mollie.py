@@ -9,7 +9,7 @@ timeouts, connection errors, unreadable answers) or non-retryable PaymentProvide
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -71,6 +71,23 @@ def snapshot(payment: dict[str, Any]) -> ProviderPayment:
     )
 
 
+def _mapped(what: str, exc: Error) -> PaymentProviderError:
+    """The port's error for a mollie-api-python error."""
+    if isinstance(exc, NotFoundError):
+        return PaymentNotFound(f"Mollie does not know this {what}: {exc}")
+    if isinstance(exc, ResponseError):
+        status = int(exc.status or 0)
+        retryable = status >= 500 or status == 429
+        return PaymentProviderError(
+            f"Mollie refused the {what} ({status}): {exc}", retryable=retryable, status=status
+        )
+    if isinstance(exc, RequestSetupError):  # our own mistake (bad id, bad key): retrying will not help
+        return PaymentProviderError(f"bad Mollie request for the {what}: {exc}", retryable=False)
+    if isinstance(exc, RequestError | ResponseHandlingError):  # timeouts, connections, garbled answers
+        return PaymentProviderError(f"Mollie unreachable for the {what}: {exc}", retryable=True)
+    return PaymentProviderError(f"Mollie error for the {what}: {exc}", retryable=True)  # any other
+
+
 class MollieProvider:
     name = "mollie"
 
@@ -103,20 +120,8 @@ class MollieProvider:
     async def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
             return await asyncio.to_thread(fn)
-        except NotFoundError as exc:
-            raise PaymentNotFound(f"Mollie does not know this {what}: {exc}") from exc
-        except ResponseError as exc:
-            status = int(exc.status or 0)
-            retryable = status >= 500 or status == 429
-            raise PaymentProviderError(
-                f"Mollie refused the {what} ({status}): {exc}", retryable=retryable, status=status
-            ) from exc
-        except RequestSetupError as exc:  # our own mistake (bad id, bad key): retrying will not help
-            raise PaymentProviderError(f"bad Mollie request for the {what}: {exc}", retryable=False) from exc
-        except (RequestError, ResponseHandlingError) as exc:  # timeouts, connections, garbled answers
-            raise PaymentProviderError(f"Mollie unreachable for the {what}: {exc}", retryable=True) from exc
-        except Error as exc:  # pragma: no cover - any other library error
-            raise PaymentProviderError(f"Mollie error for the {what}: {exc}", retryable=True) from exc
+        except Error as exc:
+            raise _mapped(what, exc) from exc
 
     async def create_payment(
         self,
@@ -144,6 +149,32 @@ class MollieProvider:
     async def get_payment(self, provider_id: str) -> ProviderPayment:
         payment = await self._call("payment", lambda: self.client.payments.get(provider_id))
         return snapshot(payment)
+
+    async def get_payments(
+        self, provider_ids: Sequence[str], *, concurrency: int = 4
+    ) -> list[ProviderPayment | PaymentProviderError]:
+        """Fetch many payments: ``concurrency`` threads, each fetching its share one after the
+        other (one thread hop per share instead of one per payment); per id, in order, the payment
+        or the error ``get_payment`` would raise."""
+        ids = list(provider_ids)
+        shares = [ids[i :: max(1, concurrency)] for i in range(min(max(1, concurrency), len(ids)))]
+
+        def fetch(share: list[str]) -> list[ProviderPayment | PaymentProviderError]:
+            out: list[ProviderPayment | PaymentProviderError] = []
+            for provider_id in share:
+                try:
+                    out.append(snapshot(self.client.payments.get(provider_id)))
+                except Error as exc:
+                    mapped = _mapped("payment", exc)
+                    mapped.__cause__ = exc
+                    out.append(mapped)
+            return out
+
+        fetched = await asyncio.gather(*(asyncio.to_thread(fetch, share) for share in shares))
+        by_id: dict[str, ProviderPayment | PaymentProviderError] = {}
+        for share, got in zip(shares, fetched, strict=True):
+            by_id.update(zip(share, got, strict=True))
+        return [by_id[provider_id] for provider_id in ids]
 
     async def create_refund(
         self, provider_id: str, *, amount_minor: int, currency: str, description: str, key: str
