@@ -90,13 +90,12 @@ async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationD
     )
     if not first_time:  # a redelivery: answered before
         return []
-    chat.last_inbound_at = chat.updated_at = now
+    await repo.touch_chat(session, chat, now)
     ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor, tone=tone)
     try:
         if _reads_only(ctx, inbound):
             # Nothing to undo when it is refused: no savepoint (two round trips saved); the chat's
-            # own changes are flushed below either way.
-            await session.flush()  # the refusal's refresh(chat) then keeps last_inbound_at
+            # own changes are flushed below either way (last_inbound_at is already written).
             replies = await _route(ctx, inbound)
         else:
             async with session.begin_nested():  # a refused step leaves nothing half done

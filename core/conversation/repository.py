@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, delete, exists, func, select
+from sqlalchemy import Select, String, bindparam, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from core.base import new_id, table_of
@@ -138,6 +139,24 @@ async def first_time(session: AsyncSession, chat_pk: uuid.UUID, message_id: str,
     """Record a provider message id; False when it was handled before (a redelivery)."""
     row = {"chat_pk": chat_pk, "message_id": message_id[:128], "created_at": now}
     return await insert_ignore(session, table_of(ChatInbound), [row]) == 1
+
+
+@functools.cache
+def _touch_chat_statement() -> Any:
+    chats = table_of(Chat)
+    return (
+        update(chats)
+        .where(chats.c.id == bindparam("chat_pk"))
+        .values(last_inbound_at=bindparam("touched_at"), updated_at=bindparam("touched_at"))
+    )
+
+
+async def touch_chat(session: AsyncSession, chat: Chat, now: datetime) -> None:
+    """The chat wrote to us at ``now``: one UPDATE built once, and the loaded chat set to match
+    without marking it changed (the unit of work then has nothing to flush for it)."""
+    await session.execute(_touch_chat_statement(), {"chat_pk": chat.id, "touched_at": now})
+    set_committed_value(chat, "last_inbound_at", now)
+    set_committed_value(chat, "updated_at", now)
 
 
 async def forget_inbound_before(session: AsyncSession, before: datetime) -> int:

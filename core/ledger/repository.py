@@ -12,12 +12,18 @@ from sqlalchemy import BigInteger, bindparam, case, cast, func, literal, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from core.base import table_of
 from core.bulk import among, chunk_size, chunks
 from core.invoices.models import PAYABLE_STATUSES, Invoice
 from core.ledger.models import CreditNote, EntryKind, LedgerEntry
 
 _fees = case(
-    (LedgerEntry.kind.in_((EntryKind.fee, EntryKind.interest)), LedgerEntry.amount_minor),  # type: ignore[attr-defined]
+    (
+        col(LedgerEntry.kind).in_(
+            [literal(k, table_of(LedgerEntry).c.kind.type) for k in (EntryKind.fee, EntryKind.interest)]
+        ),
+        LedgerEntry.amount_minor,
+    ),
     else_=0,
 )
 
