@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,9 +25,17 @@ async def last_inbound(session: AsyncSession, channel: str, chat_id: str) -> dat
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-def _touch(session: AsyncSession, channel: str, chat_id: str, at: datetime) -> Any:
+async def _touch(session: AsyncSession, channel: str, chat_id: str, at: datetime) -> None:
+    stmt = _touch_statement(upsert_insert(session, table_of(ChatWindow)))
+    await session.execute(stmt, {"w_channel": channel, "w_chat_id": chat_id, "w_at": at})
+
+
+def _touch_statement(insert: Any) -> Any:
+    """The chat window's upsert with bound ``w_channel``, ``w_chat_id`` and ``w_at``."""
     table = table_of(ChatWindow)
-    stmt = upsert_insert(session, table).values(channel=channel, chat_id=chat_id, last_inbound_at=at)
+    stmt = insert.values(
+        channel=bindparam("w_channel"), chat_id=bindparam("w_chat_id"), last_inbound_at=bindparam("w_at")
+    )
     return stmt.on_conflict_do_update(
         index_elements=[table.c.channel, table.c.chat_id],
         set_={"last_inbound_at": stmt.excluded.last_inbound_at},
@@ -35,11 +45,31 @@ def _touch(session: AsyncSession, channel: str, chat_id: str, at: datetime) -> A
 
 async def touch(session: AsyncSession, channel: str, chat_id: str, at: datetime) -> None:
     """Set the chat's last inbound time to ``at`` unless a later one is already recorded."""
-    await session.execute(_touch(session, channel, chat_id, at))
+    await _touch(session, channel, chat_id, at)
 
 
 def _addresses(address: str) -> list[str]:
     return [address, f"+{address}"] if address.isdigit() else [address]
+
+
+@functools.cache
+def _touch_and_set_status_pg() -> Any:
+    """PostgreSQL: the window's upsert as a data-modifying CTE of the contact points' update, built
+    once (every chat update runs it; building it cost more Python than executing it). The address
+    is matched in both spellings (``p_addr``, ``p_plus``: the same value twice for a non-number)."""
+    points = table_of(ContactPoint)
+    touched = _touch_statement(postgresql.insert(table_of(ChatWindow)))
+    return (
+        update(points)
+        .where(
+            points.c.kind == bindparam("p_kind"),
+            points.c.address.in_([bindparam("p_addr"), bindparam("p_plus")]),
+            points.c.last_delivery_status == bindparam("p_status"),
+        )
+        .values(last_delivery_status=bindparam("p_new_status"), last_delivery_at=bindparam("w_at"))
+        .returning(points.c.id)
+        .add_cte(touched.returning(table_of(ChatWindow).c.chat_id).cte("touched"))
+    )
 
 
 async def touch_and_set_status(
@@ -55,6 +85,20 @@ async def touch_and_set_status(
     """:func:`touch`, and the contact points of ``kind`` at the chat's address whose last delivery
     status is ``status`` set to ``new_status``; answers their ids. One statement on PostgreSQL (the
     upsert runs as a data-modifying CTE), two elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        addresses = _addresses(chat_id)
+        values = {
+            "w_channel": channel,
+            "w_chat_id": chat_id,
+            "w_at": at,
+            "p_kind": kind,
+            "p_addr": addresses[0],
+            "p_plus": addresses[-1],
+            "p_status": status,
+            "p_new_status": new_status,
+        }
+        return list((await session.execute(_touch_and_set_status_pg(), values)).scalars().all())
+    await _touch(session, channel, chat_id, at)
     stmt = (
         update(ContactPoint)
         .where(
@@ -66,11 +110,6 @@ async def touch_and_set_status(
         .returning(col(ContactPoint.id))
         .execution_options(synchronize_session=False)
     )
-    touch_stmt = _touch(session, channel, chat_id, at)
-    if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.add_cte(touch_stmt.returning(table_of(ChatWindow).c.chat_id).cte("touched"))
-    else:
-        await session.execute(touch_stmt)
     return list((await session.scalars(stmt)).all())
 
 

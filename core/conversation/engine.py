@@ -79,19 +79,23 @@ def _locale_for(inbound: Inbound) -> str:
 async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationDeps) -> list[Reply]:
     """Answer one inbound chat message. The caller commits."""
     now = deps.clock.now()
-    # The chat, its debtor and the tone of the replies, in one statement.
-    chat, debtor, tone = await repo.chat_and_debtor_for_update(
-        session, inbound.channel, inbound.chat_id[:128], locale=_locale_for(inbound), now=now
+    # The chat, its debtor, the tone of the replies and the message id recorded, in one statement.
+    chat, debtor, tone, first_time = await repo.chat_and_debtor_for_update(
+        session,
+        inbound.channel,
+        inbound.chat_id[:128],
+        locale=_locale_for(inbound),
+        now=now,
+        message_id=inbound.message_id,
     )
-    if inbound.message_id and not await repo.first_time(session, chat.id, inbound.message_id, now):
+    if not first_time:  # a redelivery: answered before
         return []
-    chat.last_inbound_at = chat.updated_at = now
+    await repo.touch_chat(session, chat, now)
     ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor, tone=tone)
     try:
         if _reads_only(ctx, inbound):
             # Nothing to undo when it is refused: no savepoint (two round trips saved); the chat's
-            # own changes are flushed below either way.
-            await session.flush()  # the refusal's refresh(chat) then keeps last_inbound_at
+            # own changes are flushed below either way (last_inbound_at is already written).
             replies = await _route(ctx, inbound)
         else:
             async with session.begin_nested():  # a refused step leaves nothing half done

@@ -7,9 +7,12 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Select, String, bindparam, delete, func, select
+from sqlalchemy import Select, String, bindparam, delete, exists, func, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from core.base import new_id, table_of
@@ -57,38 +60,103 @@ async def chat_for_update(
     return (await session.scalars(stmt)).one()
 
 
+def _chat_where() -> list[Any]:
+    return [
+        col(Chat.channel) == bindparam("chat_channel", type_=String()),
+        col(Chat.chat_id) == bindparam("chat_chat_id", type_=String()),
+    ]
+
+
 @functools.cache
-def _chat_debtor_tone_statement() -> Select[Chat, Debtor, str]:
-    # Built once (composing the tone's subqueries costs about a millisecond of Python per update).
-    return (
-        select(Chat, Debtor, chat_tone.column(col(Debtor.id)))
+def _chat_debtor_tone_statement(record_inbound: bool) -> Select[Any]:
+    """Built once (composing the tone's subqueries costs about a millisecond of Python per update).
+
+    ``record_inbound``: the message id (``inbound_message_id``, ``inbound_at``) is inserted into
+    chat_inbound in the same statement (a data-modifying CTE on PostgreSQL, which the FOR UPDATE
+    does not change: a second delivery of the same message waits for the first's commit on the
+    unique key and then inserts nothing), and the last column says whether it was new."""
+    stmt: Select[Any] = (
+        select(Chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[assignment]
         .outerjoin(Debtor, col(Debtor.id) == col(Chat.debtor_id))
-        .where(
-            col(Chat.channel) == bindparam("chat_channel", type_=String()),
-            col(Chat.chat_id) == bindparam("chat_chat_id", type_=String()),
-        )
+        .where(*_chat_where())
         .with_for_update(of=table_of(Chat))
         .execution_options(populate_existing=True)
     )
+    if not record_inbound:
+        return stmt
+    inbound = table_of(ChatInbound)
+    source = select(
+        col(Chat.id),
+        bindparam("inbound_message_id", type_=String()),
+        bindparam("inbound_at", type_=inbound.c.created_at.type),
+    ).where(*_chat_where())
+    inserted = (
+        postgresql.insert(inbound)
+        .from_select(["chat_pk", "message_id", "created_at"], source)
+        .on_conflict_do_nothing()
+        .returning(inbound.c.chat_pk)
+        .cte("inbound")
+    )
+    return stmt.add_columns(exists(select(inserted.c.chat_pk)).label("first_time"))
 
 
 async def chat_and_debtor_for_update(
-    session: AsyncSession, channel: str, chat_id: str, *, locale: str, now: datetime
-) -> tuple[Chat, Debtor | None, str]:
+    session: AsyncSession,
+    channel: str,
+    chat_id: str,
+    *,
+    locale: str,
+    now: datetime,
+    message_id: str | None = None,
+) -> tuple[Chat, Debtor | None, str, bool]:
     """:func:`chat_for_update` with the chat's debtor (None while unlinked) and the tone of the
     replies (core/conversation/tone.py) read in the same statement; only the chat row is locked.
-    A known chat costs one statement."""
-    values = {"chat_channel": channel, "chat_chat_id": chat_id, **chat_tone.params(now.date())}
-    row = (await session.execute(_chat_debtor_tone_statement(), values)).one_or_none()
+    With a ``message_id``, it is recorded as :func:`first_time` does, and the last value says
+    whether it was new (False: a redelivery); without one that value is True. A known chat costs
+    one statement."""
+    values: dict[str, Any] = {
+        "chat_channel": channel,
+        "chat_chat_id": chat_id,
+        **chat_tone.params(now.date()),
+    }
+    fold = bool(message_id) and session.get_bind().dialect.name == "postgresql"
+    if fold:
+        values |= {"inbound_message_id": (message_id or "")[:128], "inbound_at": now}
+    row = (await session.execute(_chat_debtor_tone_statement(fold), values)).one_or_none()
     if row is not None:
-        return row[0], row[1], str(row[2]) if row[1] is not None else chat_tone.DEFAULT
-    return await chat_for_update(session, channel, chat_id, locale=locale, now=now), None, chat_tone.DEFAULT
+        chat, debtor = row[0], row[1]
+        tone = str(row[2]) if debtor is not None else chat_tone.DEFAULT
+        if fold:
+            return chat, debtor, tone, bool(row[3])
+    else:
+        chat = await chat_for_update(session, channel, chat_id, locale=locale, now=now)
+        debtor, tone = None, chat_tone.DEFAULT
+    new = await first_time(session, chat.id, message_id, now) if message_id else True
+    return chat, debtor, tone, new
 
 
 async def first_time(session: AsyncSession, chat_pk: uuid.UUID, message_id: str, now: datetime) -> bool:
     """Record a provider message id; False when it was handled before (a redelivery)."""
     row = {"chat_pk": chat_pk, "message_id": message_id[:128], "created_at": now}
     return await insert_ignore(session, table_of(ChatInbound), [row]) == 1
+
+
+@functools.cache
+def _touch_chat_statement() -> Any:
+    chats = table_of(Chat)
+    return (
+        update(chats)
+        .where(chats.c.id == bindparam("chat_pk"))
+        .values(last_inbound_at=bindparam("touched_at"), updated_at=bindparam("touched_at"))
+    )
+
+
+async def touch_chat(session: AsyncSession, chat: Chat, now: datetime) -> None:
+    """The chat wrote to us at ``now``: one UPDATE built once, and the loaded chat set to match
+    without marking it changed (the unit of work then has nothing to flush for it)."""
+    await session.execute(_touch_chat_statement(), {"chat_pk": chat.id, "touched_at": now})
+    set_committed_value(chat, "last_inbound_at", now)
+    set_committed_value(chat, "updated_at", now)
 
 
 async def forget_inbound_before(session: AsyncSession, before: datetime) -> int:

@@ -14,6 +14,7 @@ chat's debtor). Texts where the tone matters branch on it inside the block; the 
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jinja2
@@ -40,7 +41,7 @@ def render(key: str, locale: str, *, tone: str = "neutral", **ctx: Any) -> str:
     group, _, block = key.partition(".")
     if group not in GROUPS or not block:
         raise TemplateNotFound(f"unknown chat text {key!r}")
-    language, fmt_locale = _resolve_locale(locale)
+    language, fmt_locale = _locale_of(locale) if isinstance(locale, str) else _resolve_locale(locale)
     path = f"messages/{language}/chat/{group}.j2"
     try:
         template = environment().get_template(path)
@@ -58,6 +59,21 @@ def render(key: str, locale: str, *, tone: str = "neutral", **ctx: Any) -> str:
     return _tidy(text)
 
 
+@functools.lru_cache(maxsize=4096)
+def _locale_of(locale: str) -> tuple[str, str]:
+    # babel parses the tag on every call otherwise (every text and label of every reply).
+    return _resolve_locale(locale)
+
+
 def label(name: str, locale: str, **ctx: Any) -> str:
     """A button label (block ``name`` of ``chat/labels.j2``): one short line."""
+    if not ctx:
+        return _plain_label(name, locale)
     return " ".join(render(f"labels.{name}", locale, **ctx).split())
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_label(name: str, locale: str) -> str:
+    """A label without variables depends on its name and language only (the menus' buttons): it is
+    rendered once per process (a template edit needs a restart to reach the labels)."""
+    return " ".join(render(f"labels.{name}", locale).split())

@@ -31,7 +31,7 @@ from sqlalchemy import ColumnElement, Date, Select, Uuid, bindparam, case, func,
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from core.base import UTCDateTime
+from core.base import UTCDateTime, table_of
 from core.dunning import tone as dunning_tone
 from core.dunning.models import DunningAction, Promise, PromiseStatus
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
@@ -55,7 +55,10 @@ def _latest_open_reminder_tone(debtor_id: Any) -> ColumnElement[Any]:
         .join(Invoice, col(Invoice.id) == col(DunningAction.invoice_id))
         .where(
             col(DunningAction.message_id) == col(Message.id),
-            col(Invoice.status).in_([s.value for s in PAYABLE_STATUSES]),
+            # Constant values, not an expanding list: nothing to re-render at every execution.
+            col(Invoice.status).in_(
+                [literal(s.value, table_of(Invoice).c.status.type) for s in PAYABLE_STATUSES]
+            ),
         )
         .exists()
     )

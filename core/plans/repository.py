@@ -142,7 +142,7 @@ async def set_covered_active(session: AsyncSession, plan_ids: Sequence[uuid.UUID
         )
 
 
-def in_plan_query(debtor_id: uuid.UUID) -> Any:
+def in_plan_query(debtor_id: Any) -> Any:
     """(currency, sum) of the ledger entries of the invoices the debtor's active plan covers."""
     covered = (
         select(col(PlanInvoice.invoice_id))
