@@ -328,6 +328,10 @@ class WorkerSettings:
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = redis_settings(Settings())
+    # How often an idle worker looks for due jobs (arq's default is 0.5 s). A Mollie webhook's
+    # drain waits for its debounce slot and then for this poll; 0.1 s is 10 cheap Redis calls a
+    # second per worker and takes up to 0.4 s off the time from a payment to its ledger entry.
+    poll_delay = 0.1
     max_tries = 5
     health_check_interval = 60
 

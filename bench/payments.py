@@ -20,8 +20,8 @@ from ``BENCH_WEBHOOK_CONCURRENCY`` (16) clients of one aiohttp client session in
    entry, invoice paid, dunning, audit, outbound event, event closed). Rate = webhooks / wall
    clock from the first POST until the ledger holds all 2,000 payments (polled every 0.1 s:
    distinct payments with ledger entries). That includes the tail after the last POST: the last
-   slot's debounce, arq's poll delay (its default 0.5 s, as ``duebot worker`` runs) and the last
-   batch. Afterwards the run checks it was exactly once: 2,000 payment rows, every invoice paid,
+   slot's debounce (0.25 s slots), the worker's poll delay (0.1 s, as ``duebot worker`` runs) and
+   the last batch. Afterwards the run checks it was exactly once: 2,000 payment rows, every invoice paid,
    every event processed; a miss fails the bench instead of reporting a rate.
 
 Before each phase ``BENCH_WEBHOOK_WARMUP`` (50) webhooks for payments the fake does not know are
@@ -137,8 +137,8 @@ def _markdown(n: int, concurrency: int, warmup: int, bare: Phase, e2e: Phase) ->
         f"{cpu(e2e, 'server')} | {cpu(e2e, 'worker')} | {cpu(e2e, 'fake')} | {cpu(e2e, 'driver')} |\n\n"
         f'Ratio {ratio:.2f} (goal at least {RATIO_GOAL}). "Done after" is the end of the POSTs for '
         "the baseline; end to end it is when the ledger held every payment (polled every 0.1 s), so "
-        "it includes the tail after the last POST: the last slot's debounce, arq's poll delay "
-        "(0.5 s) and the last batch. CPU seconds are the processes' own in the timed phase "
+        "it includes the tail after the last POST: the last slot's debounce (0.25 s), the worker's "
+        "poll delay (0.1 s) and the last batch. CPU seconds are the processes' own in the timed phase "
         "(PostgreSQL's are not counted). The machine has two cores.\n"
     )
 

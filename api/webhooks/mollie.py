@@ -34,7 +34,7 @@ from core.payments import events
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
 MAX_BODY = 4096
-DEBOUNCE = 1.0  # seconds: one drain job per slot of this length
+DEBOUNCE = 0.25  # seconds: one drain job per slot of this length (at most 4 a second)
 # Per Redis client, the last slot whose job this process enqueued (or found queued already): that
 # job starts after the slot ends, so later webhooks of the slot need not ask Redis again.
 _enqueued: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
