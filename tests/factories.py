@@ -91,6 +91,19 @@ async def invoice(db: Database, debtor_external_id: str, *, approve: bool = True
     return row.external_id
 
 
+async def pay_each(db: Database, debtor: str, invoices: list[str], day: date, amount: str) -> None:
+    """Book one payment of ``amount`` (EUR) per invoice, each in its own unit of work, on ``day``."""
+    from core.ledger import service as ledger
+    from core.ledger.schemas import PaymentIn
+
+    for inv in invoices:
+        async with db.session_scope() as s:
+            data = PaymentIn(
+                debtor_external_id=debtor, invoice_external_id=inv, currency="EUR", amount=amount
+            )
+            await ledger.record_payment(s, data, actor=TEST_ACTOR, today=day)
+
+
 def days(n: int) -> timedelta:
     return timedelta(days=n)
 

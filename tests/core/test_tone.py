@@ -11,8 +11,6 @@ from core.db import Database
 from core.debtors import service as debtors
 from core.dunning.sweep import sweep
 from core.dunning.tone import History, choose
-from core.ledger import service as ledger
-from core.ledger.schemas import PaymentIn
 from core.messaging.models import Message
 from tests import factories
 
@@ -25,15 +23,6 @@ def test_the_rule() -> None:
     assert [choose(t, good) for t in ("friendly", "neutral", "firm")] == ["friendly", "friendly", "firm"]
     assert choose("neutral", History(late=1, on_time=5)) == "neutral"  # one slip: the stage's tone
     assert choose("neutral", History()) == "neutral"  # no history yet
-
-
-async def _pay_all(db: Database, debtor: str, invoices: list[str], day: date) -> None:
-    for inv in invoices:
-        async with db.session_scope() as s:
-            data = PaymentIn(
-                debtor_external_id=debtor, invoice_external_id=inv, currency="EUR", amount="100.00"
-            )
-            await ledger.record_payment(s, data, actor=factories.TEST_ACTOR, today=day)
 
 
 async def _reminder_tone(db: Database, debtor: str, day: str) -> str:
@@ -55,10 +44,10 @@ async def test_history_moves_the_tone_of_the_same_stage(db: Database) -> None:
     # T-LATE paid three invoices only after reminders; T-GOOD paid two before their due date.
     old_late = [await factories.invoice(db, late, due_date=date(2026, 10, 31)) for _ in range(3)]
     old_good = [await factories.invoice(db, good, due_date=date(2026, 10, 31)) for _ in range(2)]
-    await _pay_all(db, good, old_good, date(2026, 10, 20))
+    await factories.pay_each(db, good, old_good, date(2026, 10, 20), "100.00")
     async with db.session_scope() as s:
         await sweep(s, now=factories.at("2026-11-07"))
-    await _pay_all(db, late, old_late, date(2026, 11, 10))
+    await factories.pay_each(db, late, old_late, date(2026, 11, 10), "100.00")
 
     for d in (late, new, good):
         await factories.invoice(db, d, issue_date=date(2026, 11, 1), due_date=date(2026, 11, 30))

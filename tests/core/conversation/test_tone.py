@@ -13,22 +13,11 @@ from core.db import Database
 from core.debtors import service as debtors
 from core.dunning import tone as dunning_tone
 from core.dunning.sweep import sweep
-from core.ledger import service as ledger
-from core.ledger.schemas import PaymentIn
 from core.plans import service as plans
 from core.ports import FixedClock
 from tests import factories
 from tests.core.conversation.conftest import linked_chat
 from tests.core.conversation.transcript import Chat
-
-
-async def _pay(db: Database, debtor: str, invoices: list[str], day: date) -> None:
-    for inv in invoices:
-        async with db.session_scope() as s:
-            data = PaymentIn(
-                debtor_external_id=debtor, invoice_external_id=inv, currency="EUR", amount="100.00"
-            )
-            await ledger.record_payment(s, data, actor=factories.TEST_ACTOR, today=day)
 
 
 async def _chat_tone(db: Database, debtor: str, today: date) -> str:
@@ -54,10 +43,10 @@ async def _book(db: Database, locale: str, *, remind: bool = True) -> Book:
     # LATE paid three invoices only after reminders; GOOD paid two before their due date.
     old_late = [await factories.invoice(db, late, due_date=date(2026, 10, 31)) for _ in range(3)]
     old_good = [await factories.invoice(db, good, due_date=date(2026, 10, 31)) for _ in range(2)]
-    await _pay(db, good, old_good, date(2026, 10, 20))
+    await factories.pay_each(db, good, old_good, date(2026, 10, 20), "100.00")
     async with db.session_scope() as s:
         await sweep(s, now=factories.at("2026-11-07"))
-    await _pay(db, late, old_late, date(2026, 11, 10))
+    await factories.pay_each(db, late, old_late, date(2026, 11, 10), "100.00")
     good_open = await factories.invoice(
         db, good, number=f"G-{suffix}", issue_date=date(2026, 11, 1), due_date=date(2026, 11, 30)
     )
@@ -100,7 +89,7 @@ async def test_the_rule_follows_reminders_of_open_invoices_then_history(db: Data
     assert await _chat_tone(db, book.late, today) == "firm"
 
     # Paid: the firm reminder no longer speaks; the history does (four late payments now).
-    await _pay(db, book.late, [book.late_open], today)
+    await factories.pay_each(db, book.late, [book.late_open], today, "100.00")
     assert await _chat_tone(db, book.late, today) == "neutral"
 
 
