@@ -4,7 +4,6 @@ NO_PROXY exempts the API's host. The environment is read once, not on every requ
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -13,16 +12,11 @@ from pydantic import SecretStr
 from core.config import Settings
 from core.payments.providers.mollie import MollieProvider
 from core.ports import PaymentProviderError
+from tests.fakes import LOOPBACK, free_port
 from tests.fakes.mollie import FakeMollie, FakePayment
 
 PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 NO_PROXY_VARS = ("NO_PROXY", "no_proxy")
-
-
-def _nobody_listening() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 def _provider(mollie: FakeMollie, settings: Settings) -> MollieProvider:
@@ -44,7 +38,7 @@ async def test_a_proxy_in_the_environment_is_used_and_no_proxy_exempts_the_api(
     mollie: FakeMollie, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     payment = _paid(mollie)
-    dead_proxy = _nobody_listening()
+    dead_proxy = f"http://{LOOPBACK}:{free_port()}"  # a proxy that is not there
     for name in PROXY_VARS:
         monkeypatch.setenv(name, dead_proxy)
     for name in NO_PROXY_VARS:

@@ -10,6 +10,8 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from aiohttp import web
+
 LOOPBACK = "127.0.0.1"
 
 
@@ -41,3 +43,21 @@ async def silent_server() -> AsyncIterator[int]:
             writer.close()
         server.close()
         await server.wait_closed()
+
+
+class AiohttpFake:
+    """The life cycle every aiohttp fake shares: serve an app on loopback, stop it."""
+
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    async def _serve(self, app: web.Application, port: int = 0) -> None:
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, LOOPBACK, port).start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

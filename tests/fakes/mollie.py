@@ -32,7 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes import LOOPBACK
+from tests.fakes import LOOPBACK, AiohttpFake
 
 STATUSES = ("open", "pending", "authorized", "canceled", "expired", "failed", "paid")
 
@@ -100,7 +100,7 @@ class Seen:
     json: Any
 
 
-class FakeMollie:
+class FakeMollie(AiohttpFake):
     def __init__(self) -> None:
         self.payments: dict[str, FakePayment] = {}
         self.requests: list[Seen] = []
@@ -111,8 +111,6 @@ class FakeMollie:
         self._hangs = 0
         self._lose = 0
         self._hang = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests pass their clock
 
     @property
@@ -279,18 +277,12 @@ class FakeMollie:
         app.router.add_get("/v2/payments/{id}", self._get)
         app.router.add_post("/v2/payments/{id}/refunds", self._create_refund)
         app.router.add_get("/v2/payments/{id}/refunds", self._list_refunds)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self._serve(app, port)
         return self
 
     async def stop(self) -> None:
         self._hang.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await super().stop()
 
 
 @asynccontextmanager

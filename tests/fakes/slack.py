@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from tests.fakes import LOOPBACK
+from tests.fakes import LOOPBACK, AiohttpFake
 
 BOT_USER = "UBOT"
 TEAM = "T0TEST"
@@ -50,15 +50,13 @@ class _Failure:
     error: str = "ratelimited"
 
 
-class FakeSlack:
+class FakeSlack(AiohttpFake):
     def __init__(self) -> None:
         self.calls: list[SlackCall] = []
         self.responses: list[dict[str, Any]] = []  # JSON bodies posted to the response_url
         self._failures: dict[str, list[_Failure]] = {}
         self._ts = itertools.count(1)
         self._changed = asyncio.Condition()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def api_base(self) -> str:
@@ -149,17 +147,8 @@ class FakeSlack:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)  # users.info and other reads
         app.router.add_post("/respond/{name}", self._respond)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self._serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @asynccontextmanager

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes import LOOPBACK
+from tests.fakes import LOOPBACK, AiohttpFake
 
 PATH = "/v1/messages"
 
@@ -44,15 +44,13 @@ class _Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeSmsGateway:
+class FakeSmsGateway(AiohttpFake):
     def __init__(self, *, id_field: str | None = "id", any_json: bool = False) -> None:
         self.id_field = id_field
         self.any_json = any_json  # accept any JSON object: a generic receiver (webhooks)
         self.requests: list[SmsRequest] = []
         self._failures: list[_Failure] = []
         self._outcomes: list[bool] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -122,17 +120,8 @@ class FakeSmsGateway:
     async def start(self) -> FakeSmsGateway:
         app = web.Application()
         app.router.add_post(PATH, self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self._serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @asynccontextmanager

@@ -33,7 +33,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from tests.fakes import LOOPBACK
+from tests.fakes import LOOPBACK, AiohttpFake
 
 BOT_ID = 123456
 TOKEN = f"{BOT_ID}:TEST-token"
@@ -91,7 +91,7 @@ class _Failure:
     chat_id: str | None
 
 
-class FakeTelegramApi:
+class FakeTelegramApi(AiohttpFake):
     def __init__(
         self,
         *,
@@ -114,8 +114,6 @@ class FakeTelegramApi:
         self._recent_per_chat: dict[str, deque[float]] = {}
         self._message_ids = itertools.count(1)
         self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
         self.sent = asyncio.Condition()
 
     @property
@@ -288,17 +286,8 @@ class FakeTelegramApi:
     async def start(self) -> FakeTelegramApi:
         app = web.Application(client_max_size=60 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self._serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @asynccontextmanager

@@ -25,7 +25,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from tests.fakes import LOOPBACK
+from tests.fakes import LOOPBACK, AiohttpFake
 
 VERSION = "v21.0"
 PHONE_NUMBER_ID = "1098765432"
@@ -58,7 +58,7 @@ class _Failure:
     retry_after: str | None
 
 
-class FakeWhatsAppApi:
+class FakeWhatsAppApi(AiohttpFake):
     def __init__(self, *, token: str = TOKEN) -> None:
         self.token = token
         self.requests: list[GraphRequest] = []
@@ -66,8 +66,6 @@ class FakeWhatsAppApi:
         self.closed_windows: set[str] = set()
         self._failures: list[_Failure] = []
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def base(self) -> str:
@@ -166,17 +164,8 @@ class FakeWhatsAppApi:
         app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_post(f"/{VERSION}/{{phone}}/messages", self._messages)
         app.router.add_post(f"/{VERSION}/{{phone}}/media", self._media)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, LOOPBACK, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        await self._serve(app)
         return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
 
 
 @asynccontextmanager
