@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
 import pytest
@@ -15,12 +14,6 @@ from tests.fakes.smtp import FakeSmtpServer, smtp_server
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\n" + bytes(range(256)) * 8 + b"\n%%EOF\n"
 FROM = "Acme Receivables <ar@acme.test>"
-
-
-@pytest.fixture
-async def fake_smtp() -> AsyncIterator[FakeSmtpServer]:
-    async with smtp_server() as server:
-        yield server
 
 
 def make_settings(smtp_url: str | None, smtp_from: str = FROM) -> Settings:
@@ -111,11 +104,11 @@ def test_default_sender_address() -> None:
 # -- delivery ------------------------------------------------------------------------------
 
 
-async def test_email_arrives_with_text_html_and_pdf(fake_smtp: FakeSmtpServer) -> None:
+async def test_email_arrives_with_text_html_and_pdf(smtp: FakeSmtpServer) -> None:
     html = "<p>Dear Jan,</p><p>Please find invoice <b>2026-0042</b> attached.</p>"
-    result = await sender_for(fake_smtp).send(invoice_mail(html=html))
+    result = await sender_for(smtp).send(invoice_mail(html=html))
 
-    [mail] = fake_smtp.received
+    [mail] = smtp.received
     assert mail.mail_from == "ar@acme.test"
     assert mail.rcpt_tos == ["debtor@example.com"]
     msg = mail.message
@@ -142,11 +135,11 @@ async def test_email_arrives_with_text_html_and_pdf(fake_smtp: FakeSmtpServer) -
     assert result.provider_id.endswith("@acme.test>")
 
 
-async def test_text_only_email_is_a_single_part(fake_smtp: FakeSmtpServer) -> None:
+async def test_text_only_email_is_a_single_part(smtp: FakeSmtpServer) -> None:
     message = OutboundMessage(channel="email", address="a@example.com", subject="Hi", body="Just text.")
-    await sender_for(fake_smtp).send(message)
+    await sender_for(smtp).send(message)
 
-    [mail] = fake_smtp.received
+    [mail] = smtp.received
     assert mail.message.get_content_type() == "text/plain"
     assert mail.message.get_content().strip() == "Just text."
     assert list(mail.message.iter_attachments()) == []
@@ -177,44 +170,44 @@ async def test_wrong_credentials_are_permanent() -> None:
 # -- failures ------------------------------------------------------------------------------
 
 
-async def test_refused_recipient_is_permanent(fake_smtp: FakeSmtpServer) -> None:
-    fake_smtp.refuse("gone@example.com")
+async def test_refused_recipient_is_permanent(smtp: FakeSmtpServer) -> None:
+    smtp.refuse("gone@example.com")
     with pytest.raises(DeliveryError) as caught:
-        await sender_for(fake_smtp).send(invoice_mail("gone@example.com"))
+        await sender_for(smtp).send(invoice_mail("gone@example.com"))
     error = caught.value
     assert error.permanent
     assert error.code == "550"
     assert error.reason.startswith("550 ")
     assert "gone@example.com" in error.reason
-    assert fake_smtp.received == []
+    assert smtp.received == []
 
 
-async def test_temporarily_refused_recipient_is_retried(fake_smtp: FakeSmtpServer) -> None:
-    fake_smtp.refuse("busy@example.com", code=450, text="4.2.1 Mailbox busy")
+async def test_temporarily_refused_recipient_is_retried(smtp: FakeSmtpServer) -> None:
+    smtp.refuse("busy@example.com", code=450, text="4.2.1 Mailbox busy")
     with pytest.raises(DeliveryError) as caught:
-        await sender_for(fake_smtp).send(invoice_mail("busy@example.com"))
+        await sender_for(smtp).send(invoice_mail("busy@example.com"))
     assert not caught.value.permanent
     assert caught.value.code == "450"
 
 
-async def test_451_is_temporary_and_the_next_try_goes_through(fake_smtp: FakeSmtpServer) -> None:
-    fake_smtp.defer_next(1)
-    sender = sender_for(fake_smtp)
+async def test_451_is_temporary_and_the_next_try_goes_through(smtp: FakeSmtpServer) -> None:
+    smtp.defer_next(1)
+    sender = sender_for(smtp)
     with pytest.raises(DeliveryError) as caught:
         await sender.send(invoice_mail())
     assert not caught.value.permanent
     assert caught.value.code == "451"
     assert "Try again later" in caught.value.reason
-    assert fake_smtp.received == []
+    assert smtp.received == []
 
     result = await sender.send(invoice_mail())
-    assert [m.message["Message-ID"] for m in fake_smtp.received] == [result.provider_id]
+    assert [m.message["Message-ID"] for m in smtp.received] == [result.provider_id]
 
 
-async def test_554_on_data_is_permanent(fake_smtp: FakeSmtpServer) -> None:
-    fake_smtp.defer_next(1, code=554, text="5.7.1 Message rejected as spam")
+async def test_554_on_data_is_permanent(smtp: FakeSmtpServer) -> None:
+    smtp.defer_next(1, code=554, text="5.7.1 Message rejected as spam")
     with pytest.raises(DeliveryError) as caught:
-        await sender_for(fake_smtp).send(invoice_mail())
+        await sender_for(smtp).send(invoice_mail())
     assert caught.value.permanent
     assert caught.value.reason == "554 5.7.1 Message rejected as spam"
 
@@ -238,12 +231,12 @@ async def test_silent_server_times_out_as_temporary() -> None:
     assert caught.value.code == "timeout"
 
 
-async def test_header_injection_is_refused_before_connecting(fake_smtp: FakeSmtpServer) -> None:
+async def test_header_injection_is_refused_before_connecting(smtp: FakeSmtpServer) -> None:
     message = OutboundMessage(
         channel="email", address="a@example.com\r\nBcc: all@example.com", subject="x", body="y"
     )
     with pytest.raises(DeliveryError) as caught:
-        await sender_for(fake_smtp).send(message)
+        await sender_for(smtp).send(message)
     assert caught.value.permanent
     assert caught.value.code == "invalid"
-    assert fake_smtp.received == []
+    assert smtp.received == []

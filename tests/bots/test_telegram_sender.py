@@ -2,48 +2,33 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
-from sqlmodel import col
 
 import worker
-from bots.email.sender import EmailSender, parse_smtp_url
 from bots.telegram.bot import make_bot
 from bots.telegram.sender import TelegramSender
 from core.config import Settings
 from core.db import Database
-from core.debtors import service as debtors
 from core.dunning.sweep import sweep
-from core.messaging.delivery import DeliveryStats, deliver
-from core.messaging.models import Message
 from core.messaging.ratelimit import ChannelLimit, RateLimiter
 from core.ports import DeliveryError, FixedClock, MessageSender, OutboundMessage
 from tests import factories
-from tests.bots.chat import PDF, PNG, add_contact_point, audit_actions, point
+from tests.bots.chat import PDF, PNG, audit_actions, point
+from tests.bots.reminders import CREDITOR, DUE, email_sender, remind_on, reminder_of, run
 from tests.conftest import NOW
-from tests.fakes.smtp import FakeSmtpServer, smtp_server
+from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.telegram import TOKEN, FakeTelegramApi, telegram_api
-
-CREDITOR = "Acme Supplies B.V."
-DUE = date(2026, 11, 17)  # at NOW the first reminder is due
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegramApi]:
     async with telegram_api() as api:
         yield api
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtpServer]:
-    async with smtp_server() as server:
-        yield server
 
 
 @pytest.fixture
@@ -55,40 +40,12 @@ async def sender(fake: FakeTelegramApi, db: Database, clock: FixedClock) -> Asyn
 
 @pytest.fixture
 def senders(sender: TelegramSender, smtp: FakeSmtpServer) -> dict[str, MessageSender]:
-    email = EmailSender(parse_smtp_url(smtp.url()), sender=f"{CREDITOR} <billing@acme.test>")
+    email = email_sender(smtp)
     return {"telegram": sender, "email": email}
 
 
-@pytest.fixture
-async def limiter() -> AsyncIterator[RateLimiter]:
-    lim = RateLimiter("memory://", key_prefix=f"test:{uuid.uuid4()}")
-    yield lim
-    await lim.aclose()
-
-
 async def remind_on_telegram(db: Database, chat_id: str) -> str:
-    """A debtor who prefers Telegram, with an overdue invoice swept into a queued reminder."""
-    d = await factories.debtor(db, channel_order=["telegram", "email"])
-    await add_contact_point(db, d, "telegram", chat_id)
-    await factories.batch(db, [factories.invoice_row(d, due_date=DUE)])
-    async with db.session_scope() as s:
-        await sweep(s, now=NOW)
-    return d
-
-
-async def run(
-    db: Database, senders: dict[str, MessageSender], clock: FixedClock, limiter: RateLimiter | None
-) -> DeliveryStats:
-    return await deliver(
-        db, senders, clock=clock, limiter=limiter, creditor_name=CREDITOR, rng=random.Random(7)
-    )
-
-
-async def reminder_of(db: Database, debtor_external_id: str) -> Message:
-    async with db.sessionmaker() as s:
-        debtor = await debtors.get(s, debtor_external_id)
-        stmt = select(Message).where(col(Message.debtor_id) == debtor.id, col(Message.kind) == "reminder")
-        return (await s.scalars(stmt)).one()
+    return await remind_on(db, "telegram", chat_id)
 
 
 def outbound(text: str = "Invoice 2026-00042 is overdue.", **kw: object) -> OutboundMessage:

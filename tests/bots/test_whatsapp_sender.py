@@ -4,22 +4,17 @@ the 24-hour window, and statuses coming back as delivery receipts."""
 from __future__ import annotations
 
 import json
-import random
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
-from sqlmodel import col
 
 import worker
 from api.deps import Services
 from api.main import create_app
-from bots.email.sender import EmailSender, parse_smtp_url
 from bots.whatsapp.bot import WhatsAppBot
 from bots.whatsapp.client import WhatsAppClient, WhatsAppConfig
 from bots.whatsapp.inbound import signature
@@ -27,20 +22,14 @@ from bots.whatsapp.sender import WhatsAppSender, window_in
 from core.channels import service as channels
 from core.config import Settings
 from core.db import Database
-from core.debtors import service as debtors
-from core.dunning.sweep import sweep
-from core.messaging.delivery import DeliveryStats, deliver
-from core.messaging.models import Message
 from core.messaging.ratelimit import RateLimiter
 from core.ports import DeliveryError, FixedClock, MessageSender, OutboundMessage
-from tests import factories
-from tests.bots.chat import PDF, EchoHandler, add_contact_point, point
+from tests.bots.chat import PDF, EchoHandler, point
+from tests.bots.reminders import email_sender, remind_on, reminder_of, run
 from tests.conftest import NOW
-from tests.fakes.smtp import FakeSmtpServer, smtp_server
+from tests.fakes.smtp import FakeSmtpServer
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, TOKEN, FakeWhatsAppApi, whatsapp_api
 
-CREDITOR = "Acme Supplies B.V."
-DUE = date(2026, 11, 17)
 WA_ID = "31612345678"
 APP_SECRET = "app-secret-for-tests"
 TEMPLATE = "payment_reminder"
@@ -50,12 +39,6 @@ TEMPLATE = "payment_reminder"
 async def fake() -> AsyncIterator[FakeWhatsAppApi]:
     async with whatsapp_api() as api:
         yield api
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[FakeSmtpServer]:
-    async with smtp_server() as server:
-        yield server
 
 
 def make_sender(
@@ -74,15 +57,8 @@ async def sender(fake: FakeWhatsAppApi, db: Database, clock: FixedClock) -> Asyn
 
 @pytest.fixture
 def senders(sender: WhatsAppSender, smtp: FakeSmtpServer) -> dict[str, MessageSender]:
-    email = EmailSender(parse_smtp_url(smtp.url()), sender=f"{CREDITOR} <billing@acme.test>")
+    email = email_sender(smtp)
     return {"whatsapp": sender, "email": email}
-
-
-@pytest.fixture
-async def limiter() -> AsyncIterator[RateLimiter]:
-    lim = RateLimiter("memory://", key_prefix=f"test:{uuid.uuid4()}")
-    yield lim
-    await lim.aclose()
 
 
 async def wrote_at(db: Database, chat_id: str, hours_ago: float) -> None:
@@ -91,27 +67,7 @@ async def wrote_at(db: Database, chat_id: str, hours_ago: float) -> None:
 
 
 async def remind_on_whatsapp(db: Database, chat_id: str = WA_ID) -> str:
-    d = await factories.debtor(db, channel_order=["whatsapp", "email"])
-    await add_contact_point(db, d, "whatsapp", chat_id)
-    await factories.batch(db, [factories.invoice_row(d, due_date=DUE)])
-    async with db.session_scope() as s:
-        await sweep(s, now=NOW)
-    return d
-
-
-async def run(
-    db: Database, senders: dict[str, MessageSender], clock: FixedClock, limiter: RateLimiter | None
-) -> DeliveryStats:
-    return await deliver(
-        db, senders, clock=clock, limiter=limiter, creditor_name=CREDITOR, rng=random.Random(7)
-    )
-
-
-async def reminder_of(db: Database, debtor_external_id: str) -> Message:
-    async with db.sessionmaker() as s:
-        debtor = await debtors.get(s, debtor_external_id)
-        stmt = select(Message).where(col(Message.debtor_id) == debtor.id, col(Message.kind) == "reminder")
-        return (await s.scalars(stmt)).one()
+    return await remind_on(db, "whatsapp", chat_id)
 
 
 def outbound(attachments: list[tuple[str, bytes, str]] | None = None) -> OutboundMessage:
@@ -172,7 +128,7 @@ async def test_outside_the_window_without_a_template_the_reminder_falls_back_to_
 ) -> None:
     d = await remind_on_whatsapp(db)
     no_template = make_sender(fake, db, clock, template=None)
-    email = EmailSender(parse_smtp_url(smtp.url()), sender=f"{CREDITOR} <billing@acme.test>")
+    email = email_sender(smtp)
 
     stats = await run(db, {"whatsapp": no_template, "email": email}, clock, limiter)
     await no_template.aclose()
