@@ -75,3 +75,10 @@ async def audit_actions(db: Database, entity_id: object) -> list[str]:
 async def windows(db: Database) -> list[ChatWindow]:
     async with db.sessionmaker() as s:
         return list((await s.scalars(select(ChatWindow))).all())
+
+
+class Waits(list[float]):
+    """The back-off waits a bot asked for, recorded instead of slept: pass ``waits.sleep`` as its sleep."""
+
+    async def sleep(self, seconds: float) -> None:
+        self.append(seconds)

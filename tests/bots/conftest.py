@@ -1,4 +1,5 @@
-"""Fixtures of the channel tests: the fake SMTP server for e-mail (the fallback) and a per-test rate limiter."""
+"""Fixtures of the channel tests: the fake SMTP server for e-mail (the fallback), a per-test rate limiter,
+the echoing conversation handler and the recorded back-off waits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from core.messaging.ratelimit import RateLimiter
+from tests.bots.chat import EchoHandler, Waits
 from tests.fakes.smtp import FakeSmtpServer, smtp_server
 
 
@@ -22,3 +24,13 @@ async def limiter() -> AsyncIterator[RateLimiter]:
     lim = RateLimiter("memory://", key_prefix=f"test:{uuid.uuid4()}")
     yield lim
     await lim.aclose()
+
+
+@pytest.fixture
+def handler() -> EchoHandler:
+    return EchoHandler()
+
+
+@pytest.fixture
+def waits() -> Waits:
+    return Waits()

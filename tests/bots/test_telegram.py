@@ -22,7 +22,7 @@ from core.conversation.schemas import Attachment, Option, Reply
 from core.db import Database
 from core.ports import FixedClock
 from tests import factories
-from tests.bots.chat import PDF, PNG, EchoHandler, add_contact_point, audit_actions, point, windows
+from tests.bots.chat import PDF, PNG, EchoHandler, Waits, add_contact_point, audit_actions, point, windows
 from tests.fakes.telegram import TOKEN, FakeTelegramApi, telegram_api
 
 SECRET = "s3cret_token-for-tests"
@@ -81,23 +81,10 @@ async def fake() -> AsyncIterator[FakeTelegramApi]:
 
 
 @pytest.fixture
-def handler() -> EchoHandler:
-    return EchoHandler()
-
-
-@pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
 async def telegram(
-    fake: FakeTelegramApi, handler: EchoHandler, db: Database, clock: FixedClock, waits: list[float]
+    fake: FakeTelegramApi, handler: EchoHandler, db: Database, clock: FixedClock, waits: Waits
 ) -> AsyncIterator[TelegramBot]:
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    bot = TelegramBot(make_bot(TOKEN, fake.base), handler, db, clock=clock, sleep=sleep)
+    bot = TelegramBot(make_bot(TOKEN, fake.base), handler, db, clock=clock, sleep=waits.sleep)
     yield bot
     await bot.aclose()
 
@@ -279,7 +266,7 @@ async def test_a_chat_that_writes_again_after_blocking_is_reachable_again(
 
 
 async def test_a_429_on_a_reply_is_retried_after_retry_after(
-    client: httpx.AsyncClient, telegram: TelegramBot, fake: FakeTelegramApi, waits: list[float]
+    client: httpx.AsyncClient, telegram: TelegramBot, fake: FakeTelegramApi, waits: Waits
 ) -> None:
     fake.fail_next(429, retry_after=4)
     fake.fail_next(502)
@@ -295,13 +282,9 @@ async def test_call_with_retry_gives_up_after_three_attempts(fake: FakeTelegramA
 
     bot = make_bot(TOKEN, fake.base)
     fake.fail_next(500, count=3)
-    waited: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        waited.append(seconds)
-
+    waited = Waits()
     with pytest.raises(TelegramServerError):
-        await call_with_retry(bot, SendMessage(chat_id=1, text="x"), sleep=sleep)
+        await call_with_retry(bot, SendMessage(chat_id=1, text="x"), sleep=waited.sleep)
     await bot.session.close()
     assert len(fake.calls) == 3 and len(waited) == 2
 

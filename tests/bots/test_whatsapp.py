@@ -23,7 +23,7 @@ from core.conversation.schemas import Attachment, Option, Reply
 from core.db import Database
 from core.ports import FixedClock
 from tests import factories
-from tests.bots.chat import PDF, PNG, EchoHandler, add_contact_point, point, windows
+from tests.bots.chat import PDF, PNG, EchoHandler, Waits, add_contact_point, point, windows
 from tests.conftest import NOW
 from tests.fakes.whatsapp import PHONE_NUMBER_ID, TOKEN, FakeWhatsAppApi, whatsapp_api
 
@@ -68,24 +68,11 @@ async def fake() -> AsyncIterator[FakeWhatsAppApi]:
 
 
 @pytest.fixture
-def handler() -> EchoHandler:
-    return EchoHandler()
-
-
-@pytest.fixture
-def waits() -> list[float]:
-    return []
-
-
-@pytest.fixture
 async def whatsapp(
-    fake: FakeWhatsAppApi, handler: EchoHandler, db: Database, clock: FixedClock, waits: list[float]
+    fake: FakeWhatsAppApi, handler: EchoHandler, db: Database, clock: FixedClock, waits: Waits
 ) -> AsyncIterator[WhatsAppBot]:
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
     client = WhatsAppClient(WhatsAppConfig(fake.base, PHONE_NUMBER_ID, TOKEN))
-    bot = WhatsAppBot(client, handler, db, clock=clock, sleep=sleep)
+    bot = WhatsAppBot(client, handler, db, clock=clock, sleep=waits.sleep)
     yield bot
     await bot.aclose()
 
@@ -261,7 +248,7 @@ async def test_invoice_pdfs_and_qr_images_are_uploaded_then_sent_by_media_id(
 
 
 async def test_a_throttled_reply_is_retried_after_retry_after(
-    client: httpx.AsyncClient, whatsapp: WhatsAppBot, fake: FakeWhatsAppApi, waits: list[float]
+    client: httpx.AsyncClient, whatsapp: WhatsAppBot, fake: FakeWhatsAppApi, waits: Waits
 ) -> None:
     fake.fail_next(400, code=130429, retry_after="3")
     fake.fail_next(503)
