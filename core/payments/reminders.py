@@ -76,6 +76,19 @@ class ReminderPayOptions:
             log.exception("pay_options.failed", message_id=str(job.message.id))
             return {}, []
 
+    async def _checkout(self, req: CheckoutRequest) -> Extras:
+        """The pay options of a checkout that is not simply the reminder's invoices (its own commit)."""
+        async with self.db.session_scope() as session:
+            found = await options.build_for(
+                session,
+                req,
+                settings=self.settings,
+                provider=self.provider,
+                actor=SYSTEM,
+                now=self.clock.now(),
+            )
+        return extras_of(found)
+
     async def _instalment(self, job: Job, extra: dict[str, Any]) -> Extras:
         """A payment plan's instalment reminder: a checkout for the instalment's amount (not the
         invoices' whole open amount), with the debtor's RF reference."""
@@ -95,16 +108,7 @@ class ReminderPayOptions:
             ),
             metadata={"plan": str(plan), "instalment": str(number)},
         )
-        async with self.db.session_scope() as session:
-            found = await options.build_for(
-                session,
-                req,
-                settings=self.settings,
-                provider=self.provider,
-                actor=SYSTEM,
-                now=self.clock.now(),
-            )
-        return extras_of(found)
+        return await self._checkout(req)
 
     async def _request(self, job: Job) -> Extras:
         payload = job.message.payload
@@ -118,15 +122,6 @@ class ReminderPayOptions:
             description=reason,
             metadata={"request": str(payload["scope"])},
         )
-        async with self.db.session_scope() as session:
-            found = await options.build_for(
-                session,
-                req,
-                settings=self.settings,
-                provider=self.provider,
-                actor=SYSTEM,
-                now=self.clock.now(),
-            )
-        context, images = extras_of(found)
+        context, images = await self._checkout(req)
         context.update(total=amount, invoices=[], reason=reason or None)
         return context, images
