@@ -114,6 +114,22 @@ class DueInvoice:
     fee_currency: str | None
     charge_interest: bool
 
+    @classmethod
+    def of(cls, r: Any) -> DueInvoice:
+        """From a result row with these fields as its column labels."""
+        return cls(
+            id=r.id,
+            number=r.number,
+            due_date=r.due_date,
+            currency=r.currency,
+            open_minor=int(r.open_minor),
+            stage_key=r.stage_key,
+            policy_id=r.policy_id,
+            fee_minor=r.fee_minor,
+            fee_currency=r.fee_currency,
+            charge_interest=bool(r.charge_interest),
+        )
+
 
 @dataclass
 class Job:
@@ -213,21 +229,7 @@ async def open_invoices(session: AsyncSession, message: Message) -> list[DueInvo
         .where(mine, col(inv.status).in_([s.value for s in PAYABLE_STATUSES]), sums.c.open_minor > 0)
         .order_by(col(inv.due_date), col(inv.number))
     )
-    return [
-        DueInvoice(
-            id=r.id,
-            number=r.number,
-            due_date=r.due_date,
-            currency=r.currency,
-            open_minor=int(r.open_minor),
-            stage_key=r.stage_key,
-            policy_id=r.policy_id,
-            fee_minor=r.fee_minor,
-            fee_currency=r.fee_currency,
-            charge_interest=bool(r.charge_interest),
-        )
-        for r in (await session.execute(stmt)).all()
-    ]
+    return [DueInvoice.of(r) for r in (await session.execute(stmt)).all()]
 
 
 async def sent_since(session: AsyncSession, debtor_id: uuid.UUID, since: datetime) -> list[datetime]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, cast, func, select
+from sqlalchemy import BigInteger, cast, false, func, literal, null, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -92,25 +92,15 @@ async def _open_invoices(session: AsyncSession, plan_id: uuid.UUID) -> list[DueI
             col(Invoice.due_date),
             col(Invoice.currency),
             sums.c.open_minor,
+            literal(PLAN_STAGE).label("stage_key"),
             col(DunningState.policy_id),
+            null().label("fee_minor"),
+            null().label("fee_currency"),
+            false().label("charge_interest"),
         )
         .join(sums, sums.c.invoice_id == col(Invoice.id))
         .join(DunningState, col(DunningState.invoice_id) == col(Invoice.id))
         .where(col(Invoice.status).in_([s.value for s in PAYABLE_STATUSES]), sums.c.open_minor > 0)
         .order_by(col(Invoice.due_date), col(Invoice.number))
     )
-    return [
-        DueInvoice(
-            id=r.id,
-            number=r.number,
-            due_date=r.due_date,
-            currency=r.currency,
-            open_minor=int(r.open_minor),
-            stage_key=PLAN_STAGE,
-            policy_id=r.policy_id,
-            fee_minor=None,
-            fee_currency=None,
-            charge_interest=False,
-        )
-        for r in (await session.execute(stmt)).all()
-    ]
+    return [DueInvoice.of(r) for r in (await session.execute(stmt)).all()]
