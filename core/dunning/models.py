@@ -61,7 +61,10 @@ class DunningState(SQLModel, table=True):
     __tablename__ = "dunning_states"
 
     invoice_id: uuid.UUID = Field(foreign_key="invoices.id", primary_key=True, ondelete="CASCADE")
-    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False, index=True)
+    # Not indexed: every sweep moves its states to another stage (a non-HOT update, since
+    # next_action_on is indexed), and each index costs it one random leaf page per state. Reach a
+    # debtor's states through ix_invoices_debtor_status and the key (migration 0015).
+    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False)
     policy_id: uuid.UUID = Field(foreign_key="dunning_policies.id", nullable=False)
     # The invoice's own (immutable) facts, copied so that the sweep need not read invoices.
     due_date: date = Field(nullable=False)
