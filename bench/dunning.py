@@ -20,7 +20,7 @@ previous run wrote deleted, the due states restored from a saved copy, VACUUM, C
   and enqueues one message per debtor, timed from BEGIN to COMMIT.
 
 When a book's sweep takes more than RATIO_GOAL times its baseline (or with BENCH_DUNNING_EXPLAIN=1)
-the statements of its median sweep are replayed under EXPLAIN (ANALYZE, BUFFERS) in a transaction
+the statements of its median sweep are replayed under EXPLAIN (ANALYZE, BUFFERS, WAL) in a transaction
 that is rolled back, and the markdown names what costs what, with suggestions for known patterns.
 """
 

@@ -66,7 +66,7 @@ LEDGER_COLUMNS = (
     "created_by",
     "created_at",
 )
-ACTION_COLUMNS = ("invoice_id", "stage_key", "debtor_id", "sweep_id", "created_at")
+ACTION_COLUMNS = ("due_date", "invoice_id", "stage_key", "debtor_id", "sweep_id", "created_at")
 BASELINE_SQL = """
 INSERT INTO messages (id, debtor_id, kind, template, tone, channels, status, attempts,
                       next_attempt_at, sweep_id, payload, created_at, updated_at)
@@ -320,7 +320,7 @@ def _action_records(
         for stage in stages[: position + 1]:
             day = due + timedelta(days=stage.offset)
             at = datetime.combine(day, HISTORY_TIME, tzinfo=UTC)
-            yield (_uuid(base, i), stage.key, debtor_ids[d], _uuid(sweep_base, day.toordinal()), at)
+            yield (due, _uuid(base, i), stage.key, debtor_ids[d], _uuid(sweep_base, day.toordinal()), at)
 
 
 # Loading, resetting, checking --------------------------------------------------------------------
@@ -402,7 +402,7 @@ async def _load(
     await conn.execute("CHECKPOINT")
     vacuum_s = time.perf_counter() - start
     await conn.execute(
-        f"CREATE TABLE {SAVED} AS SELECT invoice_id, stage_position, stage_key, next_action_on, updated_at"
+        f"CREATE TABLE {SAVED} AS SELECT invoice_id, due_date, stage_position, stage_key, next_action_on, updated_at"
         f" FROM dunning_states WHERE next_action_on <= DATE '{SWEEP_DAY.isoformat()}'"
     )
     await conn.execute(f"ALTER TABLE {SAVED} ADD PRIMARY KEY (invoice_id)")
@@ -429,7 +429,7 @@ async def _reset(conn: asyncpg.Connection, book: Book, loaded: dict[str, int]) -
     try:
         await conn.execute(
             f"DELETE FROM dunning_actions a USING {SAVED} b"
-            " WHERE a.invoice_id = b.invoice_id AND a.created_at >= $1",
+            " WHERE a.due_date = b.due_date AND a.invoice_id = b.invoice_id AND a.created_at >= $1",
             NOW,
         )
         for table in EMPTIED:

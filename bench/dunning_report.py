@@ -1,4 +1,4 @@
-"""Where the dunning sweep's time goes: its statements replayed under EXPLAIN (ANALYZE, BUFFERS), and
+"""Where the dunning sweep's time goes: its statements replayed under EXPLAIN (ANALYZE, BUFFERS, WAL), and
 the markdown section of BENCHMARKS.md. See bench/dunning.py for the method."""
 
 from __future__ import annotations
@@ -60,7 +60,8 @@ def statements(run: SweepRun) -> list[Statement]:
 
 
 async def _profile(ctx: Context, url: str, conn: asyncpg.Connection, m: Measured) -> None:
-    """EXPLAIN (ANALYZE, BUFFERS) the median sweep's statements, replayed in one rolled-back transaction.
+    """EXPLAIN (ANALYZE, BUFFERS, WAL) the median sweep's statements, replayed in one rolled-back
+    transaction (WAL: the records, full-page images and bytes each statement wrote).
 
     A statement sent many times (once per debtor, say) is replayed PROFILE_CALLS times; the plan kept
     is the last one.
@@ -84,7 +85,7 @@ async def _profile(ctx: Context, url: str, conn: asyncpg.Connection, m: Measured
                     if many or replayed.get(sql, 0) >= PROFILE_CALLS:
                         continue
                     replayed[sql] = replayed.get(sql, 0) + 1
-                    res = await sa_conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
+                    res = await sa_conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS, WAL) {sql}", params)
                     plan = "\n".join(row[0] for row in res.all())
                     found = re.search(r"Execution Time: ([\d.]+) ms", plan)
                     m.profile[sql] = (float(found.group(1)) if found else 0.0, plan)
@@ -343,7 +344,7 @@ def _profile_markdown(m: Measured) -> list[str]:
     top = sorted(run_stats.values(), key=lambda st: st.seconds, reverse=True)[:3]
     lines = [
         f"**Profile of the {m.book.label} sweep** (it took more than {RATIO_GOAL:g} times its INSERT …"
-        " SELECT, or BENCH_DUNNING_EXPLAIN=1): the median sweep's statements replayed under `EXPLAIN (ANALYZE, BUFFERS)` in one transaction that is rolled back"
+        " SELECT, or BENCH_DUNNING_EXPLAIN=1): the median sweep's statements replayed under `EXPLAIN (ANALYZE, BUFFERS, WAL)` in one transaction that is rolled back"
         f" (a statement sent more than {PROFILE_CALLS} times is replayed {PROFILE_CALLS} times). The"
         " costliest:",
         "",

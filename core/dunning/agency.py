@@ -189,7 +189,9 @@ async def _evidence_chunk(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]
         s.invoice_id: s
         for s in (
             await session.scalars(
-                select(DunningState).where(among(session, col(DunningState.debtor_id), ids))
+                select(DunningState)  # through the invoices' debtor index and the states' key
+                .join(Invoice, col(Invoice.id) == col(DunningState.invoice_id))
+                .where(among(session, col(Invoice.debtor_id), ids))
             )
         ).all()
     }

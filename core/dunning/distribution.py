@@ -37,14 +37,14 @@ MESSAGE_COLUMNS = (
     "created_at",
     "updated_at",
 )
-ACTION_COLUMNS = ("invoice_id", "stage_key", "debtor_id", "sweep_id", "message_id", "created_at")
+ACTION_COLUMNS = ("due_date", "invoice_id", "stage_key", "debtor_id", "sweep_id", "message_id", "created_at")
 
 
 async def schedule_delivery(session: AsyncSession, batch_id: uuid.UUID, now: datetime, per_hour: int) -> int:
     """Queue the batch's invoices for delivery at ``per_hour`` at most. Returns how many were queued."""
     rows = (
         await session.execute(
-            select(col(Invoice.id), col(Invoice.debtor_id))
+            select(col(Invoice.id), col(Invoice.debtor_id), col(Invoice.due_date))
             .where(col(Invoice.batch_id) == batch_id)
             .order_by(col(Invoice.due_date), col(Invoice.number))
         )
@@ -61,7 +61,7 @@ async def schedule_delivery(session: AsyncSession, batch_id: uuid.UUID, now: dat
     step = timedelta(seconds=3600 / max(per_hour, 1))
     start = max(now, last + step) if last is not None else now
     messages, actions = [], []
-    for i, (invoice_id, debtor_id) in enumerate(rows):
+    for i, (invoice_id, debtor_id, due_date) in enumerate(rows):
         message_id = new_id()
         messages.append(
             (
@@ -79,7 +79,7 @@ async def schedule_delivery(session: AsyncSession, batch_id: uuid.UUID, now: dat
                 now,
             )
         )
-        actions.append((invoice_id, ISSUED, debtor_id, batch_id, message_id, now))
+        actions.append((due_date, invoice_id, ISSUED, debtor_id, batch_id, message_id, now))
     await copy_records(session, table_of(Message), MESSAGE_COLUMNS, messages)
     await copy_records(session, table_of(DunningAction), ACTION_COLUMNS, actions)
     return len(rows)

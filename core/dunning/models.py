@@ -61,7 +61,10 @@ class DunningState(SQLModel, table=True):
     __tablename__ = "dunning_states"
 
     invoice_id: uuid.UUID = Field(foreign_key="invoices.id", primary_key=True, ondelete="CASCADE")
-    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False, index=True)
+    # Not indexed: every sweep moves its states to another stage (a non-HOT update, since
+    # next_action_on is indexed), and each index costs it one random leaf page per state. Reach a
+    # debtor's states through ix_invoices_debtor_status and the key (migration 0015).
+    debtor_id: uuid.UUID = Field(foreign_key="debtors.id", nullable=False)
     policy_id: uuid.UUID = Field(foreign_key="dunning_policies.id", nullable=False)
     # The invoice's own (immutable) facts, copied so that the sweep need not read invoices.
     due_date: date = Field(nullable=False)
@@ -97,19 +100,29 @@ class DunningState(SQLModel, table=True):
 
 
 class DunningAction(SQLModel, table=True):
-    """One row per (invoice, stage) ever decided: the key that makes a second send impossible."""
+    """One row per (invoice, stage) ever decided: the key that makes a second send impossible.
+
+    The key is (due_date, invoice_id, stage_key), unique on (invoice, stage) because ``due_date``
+    is the invoice's own due date, which never changes. Led by it, the rows one sweep adds (its
+    invoices' stages fall on one day, so they share a few due dates) land in a few narrow ranges
+    of the index rather than one leaf page per invoice across the whole history (migration 0015).
+    Look an invoice's actions up by (due_date, invoice_id).
+
+    No foreign keys: the sweep writes ``invoice_id`` from the dunning state it has just read and
+    ``message_id`` from the message it has just written, in the same transaction (the delivery
+    scheduler likewise); states are only deleted with invoices of rejected batches, which never
+    got an action, and messages only when no action points at them (sweep._forget_acted). Checking
+    each row would cost the sweep a lookup and a row lock per action.
+    """
 
     __tablename__ = "dunning_actions"
 
-    # Checked against the invoice's dunning state (which the sweep has just read), not the invoice.
-    invoice_id: uuid.UUID = Field(
-        foreign_key="dunning_states.invoice_id", primary_key=True, ondelete="CASCADE"
-    )
+    due_date: date = Field(primary_key=True)
+    invoice_id: uuid.UUID = Field(primary_key=True)
     stage_key: str = Field(max_length=32, primary_key=True)
-    # No foreign key of its own: the state the invoice_id points at holds the debtor, with its key.
     debtor_id: uuid.UUID = Field(nullable=False)
     sweep_id: uuid.UUID = Field(nullable=False, index=True)
-    message_id: uuid.UUID | None = Field(default=None, foreign_key="messages.id", index=True)
+    message_id: uuid.UUID | None = Field(default=None, index=True)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 

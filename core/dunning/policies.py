@@ -244,7 +244,11 @@ async def _realign_states(session: AsyncSession, policy_id: Any) -> int:
     last_sent = (
         select(func.max(st.c.position))
         .select_from(st.join(a, a.c.stage_key == st.c.key))
-        .where(st.c.policy_id == s.c.policy_id, a.c.invoice_id == s.c.invoice_id)
+        .where(
+            st.c.policy_id == s.c.policy_id,
+            a.c.due_date == s.c.due_date,
+            a.c.invoice_id == s.c.invoice_id,
+        )
         .scalar_subquery()
     )
     result = await session.execute(

@@ -348,14 +348,25 @@ async def _actions(session: AsyncSession, due: Table, sweep_id: uuid.UUID, now: 
     stg = aliased(DunningStage)
     m = table_of(Message)
     chosen = (
-        select(due.c.invoice_id, col(stg.key), due.c.debtor_id, literal(sweep_id), literal(now), m.c.id)
+        select(
+            due.c.due_date,
+            due.c.invoice_id,
+            col(stg.key),
+            due.c.debtor_id,
+            literal(sweep_id),
+            literal(now),
+            m.c.id,
+        )
         .select_from(due)
         .join(stg, and_(col(stg.policy_id) == due.c.policy_id, col(stg.position) == due.c.position))
         .join(m, and_(m.c.sweep_id == sweep_id, m.c.debtor_id == due.c.debtor_id))
     )
     stmt = (
         upsert_insert(session, table_of(DunningAction))
-        .from_select(["invoice_id", "stage_key", "debtor_id", "sweep_id", "created_at", "message_id"], chosen)
+        .from_select(
+            ["due_date", "invoice_id", "stage_key", "debtor_id", "sweep_id", "created_at", "message_id"],
+            chosen,
+        )
         .on_conflict_do_nothing()
     )
     result = await session.execute(stmt)

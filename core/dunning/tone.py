@@ -62,7 +62,11 @@ def _history(today: date, debtors: Any) -> tuple[Subquery, Subquery]:
     since = today - WINDOW
     reminded = (
         select(literal(1))
-        .where(col(DunningAction.invoice_id) == col(Invoice.id), col(DunningAction.stage_key) != ISSUED)
+        .where(
+            col(DunningAction.due_date) == col(Invoice.due_date),
+            col(DunningAction.invoice_id) == col(Invoice.id),
+            col(DunningAction.stage_key) != ISSUED,
+        )
         .exists()
     )
     paid = (

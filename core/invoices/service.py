@@ -190,7 +190,7 @@ async def _messages(session: AsyncSession, invoice: Invoice) -> list[dict[str, o
     stmt = (
         select(col(DunningAction.stage_key), Message)
         .join(Message, col(Message.id) == col(DunningAction.message_id))
-        .where(col(DunningAction.invoice_id) == invoice.id)
+        .where(col(DunningAction.due_date) == invoice.due_date, col(DunningAction.invoice_id) == invoice.id)
         .order_by(col(Message.created_at))
     )
     return [

@@ -77,11 +77,9 @@ def _invoice_sums_with_promises() -> Any:
     from core.dunning.models import DunningState
 
     debtor_id: Any = bindparam("debtor_id")
-    promise = (
-        (col(DunningState.invoice_id) == col(Invoice.id))
-        & (col(DunningState.debtor_id) == debtor_id)
-        & col(DunningState.promise_date).is_not(None)
-    )
+    # Through the state's key: the invoices are the debtor's already (dunning_states.debtor_id has
+    # no index of its own, migration 0015).
+    promise = (col(DunningState.invoice_id) == col(Invoice.id)) & col(DunningState.promise_date).is_not(None)
     return (
         _invoice_sums_query(debtor_id)
         .outerjoin(DunningState, promise)

@@ -100,7 +100,7 @@ async def debtor_overview(session: AsyncSession, external_id: str, today: date) 
         await session.execute(
             select(col(Invoice.external_id), DunningState)
             .join(DunningState, col(DunningState.invoice_id) == col(Invoice.id))
-            .where(col(DunningState.debtor_id) == debtor.id)
+            .where(col(Invoice.debtor_id) == debtor.id)  # the states through their invoices' index
         )
     ).all()
     holds = {ext: state for ext, state in states}

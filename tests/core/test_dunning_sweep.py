@@ -234,6 +234,7 @@ async def test_an_invoice_already_acted_on_at_its_stage_neither_moves_nor_gets_a
     async with db.session_scope() as s:  # as if another sweep had recorded this stage already
         s.add(
             DunningAction(
+                due_date=before.due_date,
                 invoice_id=before.invoice_id,
                 stage_key="first_reminder",
                 debtor_id=before.debtor_id,
