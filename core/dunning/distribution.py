@@ -20,23 +20,9 @@ from core.bulk import copy_records
 from core.debtors.models import DEFAULT_CHANNEL_ORDER
 from core.dunning.models import DunningAction
 from core.invoices.models import Invoice, InvoiceStatus
-from core.messaging.models import Message, MessageStatus
+from core.messaging.models import QUEUED_COLUMNS, Message, MessageStatus
 
 ISSUED = "issued"
-MESSAGE_COLUMNS = (
-    "id",
-    "debtor_id",
-    "kind",
-    "template",
-    "tone",
-    "channels",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "payload",
-    "created_at",
-    "updated_at",
-)
 ACTION_COLUMNS = ("due_date", "invoice_id", "stage_key", "debtor_id", "sweep_id", "message_id", "created_at")
 
 
@@ -74,13 +60,14 @@ async def schedule_delivery(session: AsyncSession, batch_id: uuid.UUID, now: dat
                 MessageStatus.queued.value,
                 0,
                 start + i * step,
+                None,  # no sweep: the batch's approval queued it
                 {"kind": "invoice"},
                 now,
                 now,
             )
         )
         actions.append((due_date, invoice_id, ISSUED, debtor_id, batch_id, message_id, now))
-    await copy_records(session, table_of(Message), MESSAGE_COLUMNS, messages)
+    await copy_records(session, table_of(Message), QUEUED_COLUMNS, messages)
     await copy_records(session, table_of(DunningAction), ACTION_COLUMNS, actions)
     return len(rows)
 

@@ -65,7 +65,7 @@ from core.dunning.models import DunningAction, DunningPolicy, DunningStage, Dunn
 from core.dunning.outbound import record_stage_events
 from core.invoices.models import InvoiceStatus
 from core.ledger.models import EntryKind, LedgerEntry
-from core.messaging.models import Message, MessageStatus
+from core.messaging.models import QUEUED_COLUMNS, Message, MessageStatus
 from core.payments.models import PENDING_STATUSES, PspPayment, PspPaymentInvoice
 from core.plans.models import PlanInvoice
 from core.sqlfuncs import add_days, days_between, new_uuid
@@ -172,21 +172,6 @@ def _due_table(sweep_id: uuid.UUID) -> Table:
 
 SWEEP_LOCK = 0x64756E6E696E67  # pg_advisory_xact_lock key: one sweep at a time ("dunning")
 
-MESSAGE_COLUMNS = [
-    "id",
-    "debtor_id",
-    "kind",
-    "template",
-    "tone",
-    "channels",
-    "status",
-    "attempts",
-    "next_attempt_at",
-    "sweep_id",
-    "payload",
-    "created_at",
-    "updated_at",
-]
 ENTRY_COLUMNS = [
     "id",
     "debtor_id",
@@ -340,7 +325,7 @@ async def _messages(session: AsyncSession, due: Table, sweep_id: uuid.UUID, now:
         .join(lead, and_(col(lead.policy_id) == ranked.c.policy_id, col(lead.position) == ranked.c.position))
         .where(ranked.c.rank == 1)
     )
-    result = await session.execute(insert(table_of(Message)).from_select(MESSAGE_COLUMNS, messages))
+    result = await session.execute(insert(table_of(Message)).from_select(QUEUED_COLUMNS, messages))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -22,6 +22,24 @@ class MessageStatus(StrEnum):
     failed = "failed"
 
 
+# The columns the set-based writers (the dunning and plan sweeps, invoice delivery) queue a message with.
+QUEUED_COLUMNS = (
+    "id",
+    "debtor_id",
+    "kind",
+    "template",
+    "tone",
+    "channels",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "sweep_id",
+    "payload",
+    "created_at",
+    "updated_at",
+)
+
+
 class Message(SQLModel, table=True):
     __tablename__ = "messages"
 

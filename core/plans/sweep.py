@@ -32,7 +32,7 @@ from core.bulk import upsert_insert
 from core.debtors.models import Debtor
 from core.events.service import emit_many
 from core.ledger.models import LedgerEntry
-from core.messaging.models import Message, MessageStatus
+from core.messaging.models import QUEUED_COLUMNS, Message, MessageStatus
 from core.plans.models import (
     InstalmentReminder,
     InstalmentStatus,
@@ -181,22 +181,9 @@ async def sweep_instalments(session: AsyncSession, *, now: datetime) -> PlanSwee
         .join(d, d.c.id == r.c.debtor_id)
         .where(r.c.run_id == out.run_id)
     )
-    cols = [
-        "id",
-        "debtor_id",
-        "kind",
-        "template",
-        "tone",
-        "channels",
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "sweep_id",
-        "payload",
-        "created_at",
-        "updated_at",
-    ]
-    out.reminders = _rowcount(await session.execute(insert(table_of(Message)).from_select(cols, messages)))
+    out.reminders = _rowcount(
+        await session.execute(insert(table_of(Message)).from_select(QUEUED_COLUMNS, messages))
+    )
     if out.instalments_paid or out.reminders or out.completed or out.breached:
         await audit.record(
             session,
