@@ -79,7 +79,8 @@ def _locale_for(inbound: Inbound) -> str:
 async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationDeps) -> list[Reply]:
     """Answer one inbound chat message. The caller commits."""
     now = deps.clock.now()
-    # The chat, its debtor, the tone of the replies and the message id recorded, in one statement.
+    # The chat, its debtor, the tone of the replies, the message id recorded and the chat touched
+    # (last_inbound_at), in one statement.
     chat, debtor, tone, first_time = await repo.chat_and_debtor_for_update(
         session,
         inbound.channel,
@@ -90,7 +91,6 @@ async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationD
     )
     if not first_time:  # a redelivery: answered before
         return []
-    await repo.touch_chat(session, chat, now)
     ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor, tone=tone)
     try:
         if _reads_only(ctx, inbound):

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, delete, exists, func, select, update
+from sqlalchemy import Select, String, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
@@ -71,25 +72,25 @@ def _chat_where() -> list[Any]:
 def _chat_debtor_tone_statement(record_inbound: bool) -> Select[Any]:
     """Built once (composing the tone's subqueries costs about a millisecond of Python per update).
 
-    ``record_inbound``: the message id (``inbound_message_id``, ``inbound_at``) is inserted into
-    chat_inbound in the same statement (a data-modifying CTE on PostgreSQL, which the FOR UPDATE
-    does not change: a second delivery of the same message waits for the first's commit on the
-    unique key and then inserts nothing), and the last column says whether it was new."""
-    stmt: Select[Any] = (
-        select(Chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[assignment]
-        .outerjoin(Debtor, col(Debtor.id) == col(Chat.debtor_id))
-        .where(*_chat_where())
-        .with_for_update(of=table_of(Chat))
-        .execution_options(populate_existing=True)
-    )
+    ``record_inbound`` (PostgreSQL): the message id (``inbound_message_id``, ``inbound_at``) is
+    inserted into chat_inbound and, when it was new, the chat is touched (``last_inbound_at`` and
+    ``updated_at`` set to ``inbound_at``, as :func:`touch_chat` does) in the same statement, as
+    data-modifying CTEs; the chat comes from the UPDATE's RETURNING. The UPDATE locks the chat row
+    as FOR UPDATE would for a second message of the chat, which waits and then reads the chat as
+    the first left it. A second delivery of the same message waits for the first's commit on
+    chat_inbound's unique key and then inserts nothing, so it updates and answers no row (as an
+    unknown chat does); the caller then reads the chat the plain way and finds the id recorded."""
     if not record_inbound:
-        return stmt
-    inbound = table_of(ChatInbound)
-    source = select(
-        col(Chat.id),
-        bindparam("inbound_message_id", type_=String()),
-        bindparam("inbound_at", type_=inbound.c.created_at.type),
-    ).where(*_chat_where())
+        return (
+            select(Chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[return-value]
+            .outerjoin(Debtor, col(Debtor.id) == col(Chat.debtor_id))
+            .where(*_chat_where())
+            .with_for_update(of=table_of(Chat))
+            .execution_options(populate_existing=True)
+        )
+    chats, inbound = table_of(Chat), table_of(ChatInbound)
+    at = bindparam("inbound_at", type_=chats.c.last_inbound_at.type)
+    source = select(col(Chat.id), bindparam("inbound_message_id", type_=String()), at).where(*_chat_where())
     inserted = (
         postgresql.insert(inbound)
         .from_select(["chat_pk", "message_id", "created_at"], source)
@@ -97,7 +98,20 @@ def _chat_debtor_tone_statement(record_inbound: bool) -> Select[Any]:
         .returning(inbound.c.chat_pk)
         .cte("inbound")
     )
-    return stmt.add_columns(exists(select(inserted.c.chat_pk)).label("first_time"))
+    touched = (
+        update(chats)
+        .where(*_chat_where(), chats.c.id.in_(select(inserted.c.chat_pk)))
+        .values(last_inbound_at=at, updated_at=at)
+        .returning(*chats.c)
+        .cte("touched")
+    )
+    chat = aliased(Chat, touched, adapt_on_names=True)
+    return (
+        select(chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[return-value]
+        .select_from(touched)
+        .outerjoin(Debtor, col(Debtor.id) == chat.debtor_id)
+        .execution_options(populate_existing=True)
+    )
 
 
 async def chat_and_debtor_for_update(
@@ -112,8 +126,9 @@ async def chat_and_debtor_for_update(
     """:func:`chat_for_update` with the chat's debtor (None while unlinked) and the tone of the
     replies (core/conversation/tone.py) read in the same statement; only the chat row is locked.
     With a ``message_id``, it is recorded as :func:`first_time` does, and the last value says
-    whether it was new (False: a redelivery); without one that value is True. A known chat costs
-    one statement."""
+    whether it was new (False: a redelivery); without one that value is True. A chat that wrote
+    something new is touched (:func:`touch_chat`: ``last_inbound_at`` is ``now``). A known chat's
+    new message costs one statement on PostgreSQL."""
     values: dict[str, Any] = {
         "chat_channel": channel,
         "chat_chat_id": chat_id,
@@ -123,16 +138,26 @@ async def chat_and_debtor_for_update(
     if fold:
         values |= {"inbound_message_id": (message_id or "")[:128], "inbound_at": now}
     row = (await session.execute(_chat_debtor_tone_statement(fold), values)).one_or_none()
-    if row is not None:
-        chat, debtor = row[0], row[1]
-        tone = str(row[2]) if debtor is not None else chat_tone.DEFAULT
-        if fold:
-            return chat, debtor, tone, bool(row[3])
-    else:
+    if row is not None and fold:  # recorded and touched
+        return row[0], row[1], _tone(row), True
+    if row is None:  # an unknown chat (created here), or when folded a redelivery
         chat = await chat_for_update(session, channel, chat_id, locale=locale, now=now)
         debtor, tone = None, chat_tone.DEFAULT
+    else:
+        chat, debtor, tone = row[0], row[1], _tone(row)
     new = await first_time(session, chat.id, message_id, now) if message_id else True
+    if new and debtor is None and chat.debtor_id is not None:
+        # Folded, the message is new all the same: the chat was created or linked by another
+        # message meanwhile. Read its debtor and tone (locked already: one more statement).
+        row = (await session.execute(_chat_debtor_tone_statement(False), values)).one()
+        chat, debtor, tone = row[0], row[1], _tone(row)
+    if new:
+        await touch_chat(session, chat, now)
     return chat, debtor, tone, new
+
+
+def _tone(row: Any) -> str:
+    return str(row[2]) if row[1] is not None else chat_tone.DEFAULT
 
 
 async def first_time(session: AsyncSession, chat_pk: uuid.UUID, message_id: str, now: datetime) -> bool:

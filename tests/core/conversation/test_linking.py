@@ -9,6 +9,7 @@ from sqlmodel import col
 
 from core.audit import AuditEvent
 from core.conversation.engine import ConversationDeps
+from core.conversation.models import Chat as ChatRow
 from core.db import Database
 from core.debtors.models import ContactPoint
 from core.ports import FixedClock
@@ -135,8 +136,22 @@ async def test_unlinked_chat_never_sees_debtor_data(
 
 
 async def test_redelivered_message_is_answered_once(
-    db: Database, deps: ConversationDeps, en_chat: Chat
+    db: Database, deps: ConversationDeps, clock: FixedClock, en_chat: Chat
 ) -> None:
     first = await en_chat.send("/balance", message_id="upd-1")
     assert [r.template for r in first] == ["chat.account.balance"]
+    written_at = clock.current
+    assert await _last_inbound_at(db, en_chat) == written_at
+    clock.current += timedelta(minutes=5)
     assert await en_chat.send("/balance", message_id="upd-1") == []
+    assert await _last_inbound_at(db, en_chat) == written_at  # a redelivery touches nothing
+    assert len(await en_chat.send("/balance", message_id="upd-2")) == 1
+    assert await _last_inbound_at(db, en_chat) == clock.current
+
+
+async def _last_inbound_at(db: Database, chat: Chat) -> object:
+    async with db.session_scope() as session:
+        stmt = select(col(ChatRow.last_inbound_at)).where(
+            col(ChatRow.channel) == chat.channel, col(ChatRow.chat_id) == chat.chat_id
+        )
+        return (await session.execute(stmt)).scalar_one()
