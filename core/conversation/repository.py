@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, delete, func, select, update
+from sqlalchemy import Select, String, bindparam, delete, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -18,6 +18,7 @@ from sqlmodel import col
 
 from core.base import new_id, table_of
 from core.bulk import insert_ignore
+from core.channels import repository as channels_repo
 from core.conversation import tone as chat_tone
 from core.conversation.models import Chat, ChatInbound, LinkToken
 from core.debtors.models import ContactPoint, Debtor
@@ -69,18 +70,22 @@ def _chat_where() -> list[Any]:
 
 
 @functools.cache
-def _chat_debtor_tone_statement(record_inbound: bool) -> Select[Any]:
+def _chat_debtor_tone_statement(fold: bool, with_window: bool = False) -> Select[Any]:
     """Built once (composing the tone's subqueries costs about a millisecond of Python per update).
 
-    ``record_inbound`` (PostgreSQL): the message id (``inbound_message_id``, ``inbound_at``) is
-    inserted into chat_inbound and, when it was new, the chat is touched (``last_inbound_at`` and
-    ``updated_at`` set to ``inbound_at``, as :func:`touch_chat` does) in the same statement, as
-    data-modifying CTEs; the chat comes from the UPDATE's RETURNING. The UPDATE locks the chat row
-    as FOR UPDATE would for a second message of the chat, which waits and then reads the chat as
-    the first left it. A second delivery of the same message waits for the first's commit on
-    chat_inbound's unique key and then inserts nothing, so it updates and answers no row (as an
-    unknown chat does); the caller then reads the chat the plain way and finds the id recorded."""
-    if not record_inbound:
+    ``fold`` (PostgreSQL): the message id (``inbound_message_id``, ``inbound_at``) is inserted into
+    chat_inbound and, when it was new, the chat is touched (``last_inbound_at`` and ``updated_at``
+    set to ``inbound_at``, as :func:`touch_chat` does) in the same statement, as data-modifying
+    CTEs; the chat comes from the UPDATE's RETURNING. The UPDATE locks the chat row as FOR UPDATE
+    would for a second message of the chat, which waits and then reads the chat as the first left
+    it. A second delivery of the same message waits for the first's commit on chat_inbound's unique
+    key and then inserts nothing, so it updates no chat (as for an unknown chat, the chat's columns
+    are NULL); the caller then reads the chat the plain way and finds the id recorded.
+
+    ``with_window`` (folded only): ``core.channels``' record_inbound runs in the statement too
+    (its binds: ``channels.service.inbound_params``), for every delivery as before, and the last
+    column holds the ids of the contact points it unblocked (NULL for none)."""
+    if not fold:
         return (
             select(Chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[return-value]
             .outerjoin(Debtor, col(Debtor.id) == col(Chat.debtor_id))
@@ -106,12 +111,27 @@ def _chat_debtor_tone_statement(record_inbound: bool) -> Select[Any]:
         .cte("touched")
     )
     chat = aliased(Chat, touched, adapt_on_names=True)
+    columns: list[Any] = [chat, Debtor, chat_tone.column(col(Debtor.id))]
+    if with_window:
+        unblocked = channels_repo.touch_and_set_status_statement().cte("unblocked")
+        columns.append(select(func.array_agg(unblocked.c.id)).scalar_subquery())
+    one = select(literal(1).label("one")).subquery("one")  # a row even when no chat was touched
     return (
-        select(chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[return-value]
-        .select_from(touched)
+        select(*columns)  # type: ignore[return-value]
+        .select_from(one)
+        .outerjoin(chat, true())
         .outerjoin(Debtor, col(Debtor.id) == chat.debtor_id)
         .execution_options(populate_existing=True)
     )
+
+
+@dataclass(frozen=True)
+class ChatForUpdate:
+    chat: Chat
+    debtor: Debtor | None  # None while the chat is unlinked
+    tone: str
+    first_time: bool  # False: a redelivery
+    unblocked: list[uuid.UUID] | None  # None: ``window`` was not folded in (the caller runs it)
 
 
 async def chat_and_debtor_for_update(
@@ -122,25 +142,33 @@ async def chat_and_debtor_for_update(
     locale: str,
     now: datetime,
     message_id: str | None = None,
-) -> tuple[Chat, Debtor | None, str, bool]:
+    window: dict[str, Any] | None = None,
+) -> ChatForUpdate:
     """:func:`chat_for_update` with the chat's debtor (None while unlinked) and the tone of the
     replies (core/conversation/tone.py) read in the same statement; only the chat row is locked.
-    With a ``message_id``, it is recorded as :func:`first_time` does, and the last value says
-    whether it was new (False: a redelivery); without one that value is True. A chat that wrote
-    something new is touched (:func:`touch_chat`: ``last_inbound_at`` is ``now``). A known chat's
-    new message costs one statement on PostgreSQL."""
+    With a ``message_id``, it is recorded as :func:`first_time` does (``first_time`` False: a
+    redelivery; without one it is True). A chat that wrote something new is touched
+    (:func:`touch_chat`: ``last_inbound_at`` is ``now``). ``window``: the binds of
+    ``channels.service.inbound_params``; on PostgreSQL with a ``message_id`` that write runs in the
+    same statement too and ``unblocked`` holds the ids it returned. A known chat's new message
+    costs one statement on PostgreSQL."""
     values: dict[str, Any] = {
         "chat_channel": channel,
         "chat_chat_id": chat_id,
         **chat_tone.params(now.date()),
     }
     fold = bool(message_id) and session.get_bind().dialect.name == "postgresql"
+    unblocked: list[uuid.UUID] | None = None
     if fold:
-        values |= {"inbound_message_id": (message_id or "")[:128], "inbound_at": now}
-    row = (await session.execute(_chat_debtor_tone_statement(fold), values)).one_or_none()
-    if row is not None and fold:  # recorded and touched
-        return row[0], row[1], _tone(row), True
-    if row is None:  # an unknown chat (created here), or when folded a redelivery
+        values |= {"inbound_message_id": (message_id or "")[:128], "inbound_at": now, **(window or {})}
+    row = (
+        await session.execute(_chat_debtor_tone_statement(fold, fold and window is not None), values)
+    ).first()
+    if fold and row is not None and window is not None:
+        unblocked = list(row[3] or ())
+    if fold and row is not None and row[0] is not None:  # recorded and touched
+        return ChatForUpdate(row[0], row[1], _tone(row), True, unblocked)
+    if row is None or row[0] is None:  # an unknown chat (created here), or when folded a redelivery
         chat = await chat_for_update(session, channel, chat_id, locale=locale, now=now)
         debtor, tone = None, chat_tone.DEFAULT
     else:
@@ -153,7 +181,7 @@ async def chat_and_debtor_for_update(
         chat, debtor, tone = row[0], row[1], _tone(row)
     if new:
         await touch_chat(session, chat, now)
-    return chat, debtor, tone, new
+    return ChatForUpdate(chat, debtor, tone, new, unblocked)
 
 
 def _tone(row: Any) -> str:
