@@ -4,7 +4,8 @@ An adapter turns a provider update into :class:`core.conversation.schemas.Inboun
 :func:`converse` and renders the replies with its own pure builder. ``converse`` is the unit of work
 of one update: it records that the chat wrote to us (WhatsApp's 24-hour window; a blocked chat that
 writes again is reachable again), asks the handler for the replies and commits, all before anything
-is sent, so that a reply never announces something that was rolled back.
+is sent, so that a reply never announces something that was rolled back. The engine's handler
+(``bots.conversation.EngineHandler``) does the recording itself, in the statement that loads the chat.
 
 The handler is the conversation engine (``core.conversation.engine.handle`` with its dependencies
 bound); adapters take it as a constructor argument so that they do not depend on the engine module.
