@@ -83,8 +83,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    # First: FastAPI tries the routes in order, and Mollie's webhooks come in bursts.
+    # First: FastAPI tries the routes in order (matching each costs Python time per request), and
+    # the providers' webhooks come in bursts: Telegram's at the chat's pace, ahead of the REST API's
+    # routes (about 60 of them; measured: ~110 of ~180 us of CPU per Telegram update went to
+    # matching when its route was last).
     app.include_router(mollie_webhook.router)
+    app.include_router(telegram_webhook.router)
+    app.include_router(whatsapp_webhook.router)
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json), Depends(refuse_nul)])
     v1.include_router(debtors.router)
     v1.include_router(invoices.router)
@@ -102,6 +107,4 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.include_router(slack_webhook.router)
     app.include_router(pay_pages.router)
     app.include_router(demo_chat.router)
-    app.include_router(telegram_webhook.router)
-    app.include_router(whatsapp_webhook.router)
     return app

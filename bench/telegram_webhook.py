@@ -45,7 +45,6 @@ The servers are ``python -m bench.telegram_webhook serve duebot|echo PORT DATABA
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import os
 import resource
@@ -508,6 +507,7 @@ async def _duebot_app(url: str, api_base: str) -> tuple[Any, Any]:
     """The real app with the Telegram bot bound to the real conversation engine."""
     from api.deps import Services
     from api.main import create_app
+    from bots.conversation import EngineHandler
     from bots.telegram.bot import TelegramBot, make_bot
     from core.config import Settings
     from core.conversation import engine
@@ -527,7 +527,7 @@ async def _duebot_app(url: str, api_base: str) -> tuple[Any, Any]:
     redis = connect_redis(settings)
     services = Services(settings=settings, db=db, redis=redis, clock=clock)
     deps = engine.ConversationDeps(settings=settings, clock=clock)
-    handler = functools.partial(engine.handle, deps=deps)
+    handler = EngineHandler(deps)  # as bots/wiring.py binds the engine
     bot = TelegramBot(make_bot(TOKEN, api_base), handler, db, clock=clock, concurrency=BACKGROUND)
     app = create_app(settings, services)
     app.state.telegram = bot

@@ -4,7 +4,8 @@ An adapter turns a provider update into :class:`core.conversation.schemas.Inboun
 :func:`converse` and renders the replies with its own pure builder. ``converse`` is the unit of work
 of one update: it records that the chat wrote to us (WhatsApp's 24-hour window; a blocked chat that
 writes again is reachable again), asks the handler for the replies and commits, all before anything
-is sent, so that a reply never announces something that was rolled back.
+is sent, so that a reply never announces something that was rolled back. The engine's handler
+(``bots.conversation.EngineHandler``) does the recording itself, in the statement that loads the chat.
 
 The handler is the conversation engine (``core.conversation.engine.handle`` with its dependencies
 bound); adapters take it as a constructor argument so that they do not depend on the engine module.
@@ -30,7 +31,9 @@ log = structlog.get_logger(__name__)
 class ConversationHandler(Protocol):
     """``async (session, inbound) -> list[Reply]``: the engine with its dependencies bound.
 
-    It only flushes; :func:`converse` commits.
+    It only flushes; :func:`converse` commits. A handler with a true ``records_inbound`` attribute
+    notes the inbound message itself (the engine does it in the statement that loads the chat, one
+    round trip less per update); for any other, :func:`converse` does.
     """
 
     async def __call__(self, session: AsyncSession, inbound: Inbound) -> list[Reply]: ...
@@ -39,7 +42,8 @@ class ConversationHandler(Protocol):
 async def converse(db: Database, handler: ConversationHandler, inbound: Inbound, clock: Clock) -> list[Reply]:
     """One update's unit of work: note the inbound message, run the handler, commit."""
     async with db.session_scope() as session:
-        await channels.record_inbound(session, inbound.channel, inbound.chat_id, clock.now())
+        if not getattr(handler, "records_inbound", False):
+            await channels.record_inbound(session, inbound.channel, inbound.chat_id, clock.now())
         replies = await handler(session, inbound)
     log.debug("chat.handled", channel=inbound.channel, replies=len(replies))
     return replies

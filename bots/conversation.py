@@ -22,7 +22,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from sqlalchemy import event
@@ -144,12 +144,14 @@ async def _post_for(session: AsyncSession, notice: StaffNotice) -> Post | None:
 
 @dataclass
 class EngineHandler:
-    """``bots.chat.ConversationHandler``: ``core.conversation.engine.handle`` with its deps bound."""
+    """``bots.chat.ConversationHandler``: ``core.conversation.engine.handle`` with its deps bound.
+    The engine notes the inbound message itself (``records_inbound``)."""
 
     deps: ConversationDeps
+    records_inbound: ClassVar[bool] = True
 
     async def __call__(self, session: AsyncSession, inbound: Inbound) -> list[Reply]:
-        return await engine.handle(session, inbound, deps=self.deps)
+        return await engine.handle(session, inbound, deps=self.deps, record_inbound=True)
 
 
 def conversation_deps(

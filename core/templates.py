@@ -68,7 +68,7 @@ from babel.dates import format_date
 from babel.numbers import format_percent
 
 from core.errors import DomainError
-from core.money import Money
+from core.money import Money, babel_locale
 
 TEMPLATE_NAMES: tuple[str, ...] = (
     "invoice_delivery",  # stage "issued": the invoice itself
@@ -147,7 +147,7 @@ def _money(context: jinja2.runtime.Context, value: object) -> str:
 def _date(context: jinja2.runtime.Context, value: object, format: str = "long") -> str:
     if not isinstance(value, date):
         raise TypeError(f"date filter expects a date, got {type(value).__name__}")
-    return str(format_date(value, format=format, locale=_locale_of(context)))
+    return str(format_date(value, format=format, locale=babel_locale(_locale_of(context))))
 
 
 @jinja2.pass_context

@@ -9,7 +9,10 @@ clears the mark (a Telegram user who unblocked the bot and pressed Start).
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,6 +22,7 @@ from core.channels import repository as repo
 
 WINDOW = timedelta(hours=24)
 BLOCKED = "blocked"
+UNBLOCKED = "unblocked"
 KIND_OF_CHANNEL = {"telegram": "telegram", "whatsapp": "whatsapp"}
 
 
@@ -29,9 +33,28 @@ async def record_inbound(session: AsyncSession, channel: str, chat_id: str, at: 
         await repo.touch(session, channel, chat_id, at)
         return
     unblocked = await repo.touch_and_set_status(
-        session, channel, chat_id, at, kind=kind, status=BLOCKED, new_status="unblocked"
+        session, channel, chat_id, at, kind=kind, status=BLOCKED, new_status=UNBLOCKED
     )
-    for point_id in unblocked:
+    await audit_unblocked(session, chat_id, unblocked)
+
+
+def inbound_params(channel: str, chat_id: str, at: datetime) -> dict[str, Any]:
+    """:func:`record_inbound` as the binds of ``repository.touch_and_set_status_statement()``, for a
+    caller that runs that statement inside its own and then passes the ids it returned to
+    :func:`audit_unblocked`. A channel without contact points gets a kind that no point has, so
+    only its window is touched (as :func:`record_inbound` does)."""
+    kind = KIND_OF_CHANNEL.get(channel, "")
+    return {
+        "w_channel": channel,
+        "w_chat_id": chat_id,
+        "w_at": at,
+        **repo.status_params(chat_id, kind=kind, status=BLOCKED, new_status=UNBLOCKED),
+    }
+
+
+async def audit_unblocked(session: AsyncSession, chat_id: str, point_ids: Iterable[uuid.UUID]) -> None:
+    """An audit event per contact point of the chat that is usable again."""
+    for point_id in point_ids:
         await audit.record(
             session,
             Actor("debtor", chat_id),
@@ -39,7 +62,7 @@ async def record_inbound(session: AsyncSession, channel: str, chat_id: str, at: 
             "contact_point",
             point_id,
             before={"last_delivery_status": BLOCKED},
-            after={"last_delivery_status": "unblocked"},
+            after={"last_delivery_status": UNBLOCKED},
         )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.channels import service as channels
 from core.conversation import linking
 from core.conversation import repository as repo
 from core.conversation.context import ConversationDeps, Ctx, StaffNotice, log_staff_notice
@@ -76,21 +77,34 @@ def _locale_for(inbound: Inbound) -> str:
     return language_of(inbound.locale_hint or "en")
 
 
-async def handle(session: AsyncSession, inbound: Inbound, *, deps: ConversationDeps) -> list[Reply]:
-    """Answer one inbound chat message. The caller commits."""
+async def handle(
+    session: AsyncSession, inbound: Inbound, *, deps: ConversationDeps, record_inbound: bool = False
+) -> list[Reply]:
+    """Answer one inbound chat message. The caller commits.
+
+    ``record_inbound``: also note that the chat wrote to us (``core.channels.service.record_inbound``:
+    its window, and its blocked contact points usable again), in the same statement as the chat on
+    PostgreSQL; the chat adapters' unit of work (bots/chat.py) asks for it."""
     now = deps.clock.now()
-    # The chat, its debtor, the tone of the replies and the message id recorded, in one statement.
-    chat, debtor, tone, first_time = await repo.chat_and_debtor_for_update(
+    window = channels.inbound_params(inbound.channel, inbound.chat_id, now) if record_inbound else None
+    # The chat, its debtor, the tone of the replies, the message id recorded, the chat touched
+    # (last_inbound_at) and the window noted, in one statement.
+    found = await repo.chat_and_debtor_for_update(
         session,
         inbound.channel,
         inbound.chat_id[:128],
         locale=_locale_for(inbound),
         now=now,
         message_id=inbound.message_id,
+        window=window,
     )
-    if not first_time:  # a redelivery: answered before
+    if record_inbound and found.unblocked is None:  # not folded in: a statement of its own
+        await channels.record_inbound(session, inbound.channel, inbound.chat_id, now)
+    elif found.unblocked:
+        await channels.audit_unblocked(session, inbound.chat_id, found.unblocked)
+    if not found.first_time:  # a redelivery: answered before
         return []
-    await repo.touch_chat(session, chat, now)
+    chat, debtor, tone = found.chat, found.debtor, found.tone
     ctx = Ctx(session=session, chat=chat, deps=deps, now=now, debtor=debtor, tone=tone)
     try:
         if _reads_only(ctx, inbound):

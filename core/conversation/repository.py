@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, String, bindparam, delete, exists, func, select, update
+from sqlalchemy import Select, String, bindparam, delete, func, literal, select, true, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from core.base import new_id, table_of
 from core.bulk import insert_ignore
+from core.channels import repository as channels_repo
 from core.conversation import tone as chat_tone
 from core.conversation.models import Chat, ChatInbound, LinkToken
 from core.debtors.models import ContactPoint, Debtor
@@ -68,28 +70,32 @@ def _chat_where() -> list[Any]:
 
 
 @functools.cache
-def _chat_debtor_tone_statement(record_inbound: bool) -> Select[Any]:
+def _chat_debtor_tone_statement(fold: bool, with_window: bool = False) -> Select[Any]:
     """Built once (composing the tone's subqueries costs about a millisecond of Python per update).
 
-    ``record_inbound``: the message id (``inbound_message_id``, ``inbound_at``) is inserted into
-    chat_inbound in the same statement (a data-modifying CTE on PostgreSQL, which the FOR UPDATE
-    does not change: a second delivery of the same message waits for the first's commit on the
-    unique key and then inserts nothing), and the last column says whether it was new."""
-    stmt: Select[Any] = (
-        select(Chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[assignment]
-        .outerjoin(Debtor, col(Debtor.id) == col(Chat.debtor_id))
-        .where(*_chat_where())
-        .with_for_update(of=table_of(Chat))
-        .execution_options(populate_existing=True)
-    )
-    if not record_inbound:
-        return stmt
-    inbound = table_of(ChatInbound)
-    source = select(
-        col(Chat.id),
-        bindparam("inbound_message_id", type_=String()),
-        bindparam("inbound_at", type_=inbound.c.created_at.type),
-    ).where(*_chat_where())
+    ``fold`` (PostgreSQL): the message id (``inbound_message_id``, ``inbound_at``) is inserted into
+    chat_inbound and, when it was new, the chat is touched (``last_inbound_at`` and ``updated_at``
+    set to ``inbound_at``, as :func:`touch_chat` does) in the same statement, as data-modifying
+    CTEs; the chat comes from the UPDATE's RETURNING. The UPDATE locks the chat row as FOR UPDATE
+    would for a second message of the chat, which waits and then reads the chat as the first left
+    it. A second delivery of the same message waits for the first's commit on chat_inbound's unique
+    key and then inserts nothing, so it updates no chat (as for an unknown chat, the chat's columns
+    are NULL); the caller then reads the chat the plain way and finds the id recorded.
+
+    ``with_window`` (folded only): ``core.channels``' record_inbound runs in the statement too
+    (its binds: ``channels.service.inbound_params``), for every delivery as before, and the last
+    column holds the ids of the contact points it unblocked (NULL for none)."""
+    if not fold:
+        return (
+            select(Chat, Debtor, chat_tone.column(col(Debtor.id)))  # type: ignore[return-value]
+            .outerjoin(Debtor, col(Debtor.id) == col(Chat.debtor_id))
+            .where(*_chat_where())
+            .with_for_update(of=table_of(Chat))
+            .execution_options(populate_existing=True)
+        )
+    chats, inbound = table_of(Chat), table_of(ChatInbound)
+    at = bindparam("inbound_at", type_=chats.c.last_inbound_at.type)
+    source = select(col(Chat.id), bindparam("inbound_message_id", type_=String()), at).where(*_chat_where())
     inserted = (
         postgresql.insert(inbound)
         .from_select(["chat_pk", "message_id", "created_at"], source)
@@ -97,7 +103,35 @@ def _chat_debtor_tone_statement(record_inbound: bool) -> Select[Any]:
         .returning(inbound.c.chat_pk)
         .cte("inbound")
     )
-    return stmt.add_columns(exists(select(inserted.c.chat_pk)).label("first_time"))
+    touched = (
+        update(chats)
+        .where(*_chat_where(), chats.c.id.in_(select(inserted.c.chat_pk)))
+        .values(last_inbound_at=at, updated_at=at)
+        .returning(*chats.c)
+        .cte("touched")
+    )
+    chat = aliased(Chat, touched, adapt_on_names=True)
+    columns: list[Any] = [chat, Debtor, chat_tone.column(col(Debtor.id))]
+    if with_window:
+        unblocked = channels_repo.touch_and_set_status_statement().cte("unblocked")
+        columns.append(select(func.array_agg(unblocked.c.id)).scalar_subquery())
+    one = select(literal(1).label("one")).subquery("one")  # a row even when no chat was touched
+    return (
+        select(*columns)  # type: ignore[return-value]
+        .select_from(one)
+        .outerjoin(chat, true())
+        .outerjoin(Debtor, col(Debtor.id) == chat.debtor_id)
+        .execution_options(populate_existing=True)
+    )
+
+
+@dataclass(frozen=True)
+class ChatForUpdate:
+    chat: Chat
+    debtor: Debtor | None  # None while the chat is unlinked
+    tone: str
+    first_time: bool  # False: a redelivery
+    unblocked: list[uuid.UUID] | None  # None: ``window`` was not folded in (the caller runs it)
 
 
 async def chat_and_debtor_for_update(
@@ -108,31 +142,50 @@ async def chat_and_debtor_for_update(
     locale: str,
     now: datetime,
     message_id: str | None = None,
-) -> tuple[Chat, Debtor | None, str, bool]:
+    window: dict[str, Any] | None = None,
+) -> ChatForUpdate:
     """:func:`chat_for_update` with the chat's debtor (None while unlinked) and the tone of the
     replies (core/conversation/tone.py) read in the same statement; only the chat row is locked.
-    With a ``message_id``, it is recorded as :func:`first_time` does, and the last value says
-    whether it was new (False: a redelivery); without one that value is True. A known chat costs
-    one statement."""
+    With a ``message_id``, it is recorded as :func:`first_time` does (``first_time`` False: a
+    redelivery; without one it is True). A chat that wrote something new is touched
+    (:func:`touch_chat`: ``last_inbound_at`` is ``now``). ``window``: the binds of
+    ``channels.service.inbound_params``; on PostgreSQL with a ``message_id`` that write runs in the
+    same statement too and ``unblocked`` holds the ids it returned. A known chat's new message
+    costs one statement on PostgreSQL."""
     values: dict[str, Any] = {
         "chat_channel": channel,
         "chat_chat_id": chat_id,
         **chat_tone.params(now.date()),
     }
     fold = bool(message_id) and session.get_bind().dialect.name == "postgresql"
+    unblocked: list[uuid.UUID] | None = None
     if fold:
-        values |= {"inbound_message_id": (message_id or "")[:128], "inbound_at": now}
-    row = (await session.execute(_chat_debtor_tone_statement(fold), values)).one_or_none()
-    if row is not None:
-        chat, debtor = row[0], row[1]
-        tone = str(row[2]) if debtor is not None else chat_tone.DEFAULT
-        if fold:
-            return chat, debtor, tone, bool(row[3])
-    else:
+        values |= {"inbound_message_id": (message_id or "")[:128], "inbound_at": now, **(window or {})}
+    row = (
+        await session.execute(_chat_debtor_tone_statement(fold, fold and window is not None), values)
+    ).first()
+    if fold and row is not None and window is not None:
+        unblocked = list(row[3] or ())
+    if fold and row is not None and row[0] is not None:  # recorded and touched
+        return ChatForUpdate(row[0], row[1], _tone(row), True, unblocked)
+    if row is None or row[0] is None:  # an unknown chat (created here), or when folded a redelivery
         chat = await chat_for_update(session, channel, chat_id, locale=locale, now=now)
         debtor, tone = None, chat_tone.DEFAULT
+    else:
+        chat, debtor, tone = row[0], row[1], _tone(row)
     new = await first_time(session, chat.id, message_id, now) if message_id else True
-    return chat, debtor, tone, new
+    if new and debtor is None and chat.debtor_id is not None:
+        # Folded, the message is new all the same: the chat was created or linked by another
+        # message meanwhile. Read its debtor and tone (locked already: one more statement).
+        row = (await session.execute(_chat_debtor_tone_statement(False), values)).one()
+        chat, debtor, tone = row[0], row[1], _tone(row)
+    if new:
+        await touch_chat(session, chat, now)
+    return ChatForUpdate(chat, debtor, tone, new, unblocked)
+
+
+def _tone(row: Any) -> str:
+    return str(row[2]) if row[1] is not None else chat_tone.DEFAULT
 
 
 async def first_time(session: AsyncSession, chat_pk: uuid.UUID, message_id: str, now: datetime) -> bool:

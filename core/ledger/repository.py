@@ -5,10 +5,11 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, case, cast, func, literal, select, union_all
+from sqlalchemy import BigInteger, bindparam, case, cast, func, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -63,32 +64,70 @@ async def invoice_sums(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]
     return list((await session.execute(_invoice_sums_query(debtor_id))).all())
 
 
-async def invoice_sums_with_promises(session: AsyncSession, debtor_id: uuid.UUID) -> list[Any]:
-    """:func:`invoice_sums` with each invoice's live promise in the same statement: ``promised``
-    (a promise date is set) and ``promise_minor`` (None: the whole open amount), and the invoice's
-    own ``invoice_debtor_id``."""
-    return list((await session.execute(_invoice_sums_with_promises(), {"debtor_id": debtor_id})).all())
+@dataclass(frozen=True)
+class BalanceRows:
+    """What a debtor's balance is computed from, read in one statement (:func:`balance_rows`)."""
+
+    invoices: list[Any]  # :func:`invoice_sums` rows with the invoice's live promise, due first
+    unallocated: dict[str, int]  # per currency: money on no invoice (an overpayment is negative)
+    in_plan: dict[str, int]  # per currency: open on invoices the debtor's active plan covers
 
 
-# The balance's two statements are built once with the debtor as a bound parameter (building them
-# costs about a millisecond of Python per balance; the chat's /balance reads one on every update).
+async def balance_rows(session: AsyncSession, debtor_id: uuid.UUID) -> BalanceRows:
+    """:func:`invoice_sums` with each invoice's live promise (``promised``: a promise date is set;
+    ``promise_minor``: None for the whole open amount; the invoice's own ``invoice_debtor_id``),
+    :func:`unallocated` and ``plans.repository.in_plan_by_currency``, in one statement (one round
+    trip: the chat's /balance reads it on every update)."""
+    out = BalanceRows([], {}, {})
+    for row in (await session.execute(_balance_rows(), {"debtor_id": debtor_id})).all():
+        if row.part == _INVOICE:
+            out.invoices.append(row)
+        elif row.part == _UNALLOCATED:
+            out.unallocated[row.currency] = int(row.open_minor)
+        else:
+            out.in_plan[row.currency] = max(int(row.open_minor or 0), 0)
+    return out
+
+
+_INVOICE, _UNALLOCATED, _IN_PLAN = 0, 1, 2
+
+
+# Built once with the debtor as a bound parameter (building it costs about a millisecond of Python
+# per balance). The three parts share the invoice rows' columns (the others' columns are NULL but
+# the currency and the sum, which goes in ``open_minor``) and are told apart by ``part``.
 @functools.cache
-def _invoice_sums_with_promises() -> Any:
+def _balance_rows() -> Any:
     from core.dunning.models import DunningState
+    from core.plans.repository import in_plan_query
 
     debtor_id: Any = bindparam("debtor_id")
     # Through the state's key: the invoices are the debtor's already (dunning_states.debtor_id has
     # no index of its own, migration 0015).
     promise = (col(DunningState.invoice_id) == col(Invoice.id)) & col(DunningState.promise_date).is_not(None)
-    return (
+    invoices = (
         _invoice_sums_query(debtor_id)
+        .order_by(None)
         .outerjoin(DunningState, promise)
         .add_columns(
             col(Invoice.debtor_id).label("invoice_debtor_id"),
             col(DunningState.invoice_id).is_not(None).label("promised"),
             col(DunningState.promise_minor),
+            literal(_INVOICE).label("part"),
         )
     )
+
+    def per_currency(query: Any, part: int) -> Any:
+        sums = query.subquery()
+        blank = [null()] * 6
+        tail = [null(), null(), null(), null(), literal(part)]
+        return select(*blank, sums.c[0], null(), sums.c[1], *tail)
+
+    rows = union_all(
+        invoices,
+        per_currency(_unallocated_query(debtor_id), _UNALLOCATED),
+        per_currency(in_plan_query(debtor_id), _IN_PLAN),
+    ).subquery()
+    return select(rows).order_by(rows.c.part, rows.c.due_date, rows.c.number)
 
 
 def _unallocated_query(debtor_id: Any) -> Any:
@@ -97,31 +136,6 @@ def _unallocated_query(debtor_id: Any) -> Any:
         .where(col(LedgerEntry.debtor_id) == debtor_id, col(LedgerEntry.invoice_id).is_(None))
         .group_by(col(LedgerEntry.currency))
     )
-
-
-async def unallocated_and_in_plan(
-    session: AsyncSession, debtor_id: uuid.UUID
-) -> tuple[dict[str, int], dict[str, int]]:
-    """:func:`unallocated` and ``plans.repository.in_plan_by_currency`` in one statement."""
-    unallocated: dict[str, int] = {}
-    in_plan: dict[str, int] = {}
-    rows = (await session.execute(_unallocated_and_in_plan(), {"debtor_id": debtor_id})).all()
-    for cur, total, is_plan in rows:
-        if is_plan:
-            in_plan[cur] = max(int(total or 0), 0)
-        else:
-            unallocated[cur] = int(total)
-    return unallocated, in_plan
-
-
-@functools.cache
-def _unallocated_and_in_plan() -> Any:
-    from core.plans.repository import in_plan_query
-
-    debtor_id: Any = bindparam("debtor_id")
-    free = _unallocated_query(debtor_id).add_columns(literal(False).label("plan"))
-    plan = in_plan_query(debtor_id).add_columns(literal(True).label("plan"))
-    return union_all(free, plan)
 
 
 async def unallocated(session: AsyncSession, debtor_id: uuid.UUID) -> dict[str, int]:

@@ -108,7 +108,8 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
     def cur(code: str) -> CurrencyBalance:
         return out.currencies.setdefault(code, CurrencyBalance(code))
 
-    for row in await repo.invoice_sums_with_promises(session, debtor_id):
+    rows = await repo.balance_rows(session, debtor_id)
+    for row in rows.invoices:
         open_minor = int(row.open_minor or 0)
         fees = int(row.fees_minor or 0)
         overdue = open_minor > 0 and repo.is_overdue(row.due_date, today)
@@ -136,10 +137,9 @@ async def debtor_balance(session: AsyncSession, debtor_id: uuid.UUID, today: dat
                 invoice_id=row.id if row.invoice_debtor_id == debtor_id else None,
             )
         )
-    unallocated, in_plan = await repo.unallocated_and_in_plan(session, debtor_id)
-    for code, amount in in_plan.items():
+    for code, amount in rows.in_plan.items():
         cur(code).in_plan += amount
-    for code, amount in unallocated.items():
+    for code, amount in rows.unallocated.items():
         bal = cur(code)
         bal.open += amount
         if amount < 0:

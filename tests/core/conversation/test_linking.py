@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from core.audit import AuditEvent
-from core.conversation.engine import ConversationDeps
+from core.channels import service as channels
+from core.conversation.engine import ConversationDeps, handle
+from core.conversation.models import Chat as ChatRow
+from core.conversation.schemas import Inbound
 from core.db import Database
 from core.debtors.models import ContactPoint
 from core.ports import FixedClock
@@ -135,8 +138,47 @@ async def test_unlinked_chat_never_sees_debtor_data(
 
 
 async def test_redelivered_message_is_answered_once(
-    db: Database, deps: ConversationDeps, en_chat: Chat
+    db: Database, deps: ConversationDeps, clock: FixedClock, en_chat: Chat
 ) -> None:
     first = await en_chat.send("/balance", message_id="upd-1")
     assert [r.template for r in first] == ["chat.account.balance"]
+    written_at = clock.current
+    assert await _last_inbound_at(db, en_chat) == written_at
+    clock.current += timedelta(minutes=5)
     assert await en_chat.send("/balance", message_id="upd-1") == []
+    assert await _last_inbound_at(db, en_chat) == written_at  # a redelivery touches nothing
+    assert len(await en_chat.send("/balance", message_id="upd-2")) == 1
+    assert await _last_inbound_at(db, en_chat) == clock.current
+
+
+async def _last_inbound_at(db: Database, chat: Chat) -> object:
+    async with db.session_scope() as session:
+        stmt = select(col(ChatRow.last_inbound_at)).where(
+            col(ChatRow.channel) == chat.channel, col(ChatRow.chat_id) == chat.chat_id
+        )
+        return (await session.execute(stmt)).scalar_one()
+
+
+async def test_the_engine_notes_the_inbound_message_when_asked(
+    db: Database, deps: ConversationDeps, clock: FixedClock, en_chat: Chat
+) -> None:
+    """``record_inbound=True`` (the chat adapters' handler): the chat's window is noted and a contact
+    point that a block marked is usable again, with its audit event, on every delivery (folded into
+    the chat's statement on PostgreSQL), while a redelivery still gets no answer."""
+    async with db.session_scope() as session:  # linking made the chat a contact point: blocked since
+        await session.execute(
+            update(ContactPoint)
+            .where(col(ContactPoint.kind) == "telegram", col(ContactPoint.address) == en_chat.chat_id)
+            .values(last_delivery_status="blocked")
+        )
+    inbound = Inbound(channel="telegram", chat_id=en_chat.chat_id, text="/balance", message_id="w-1")
+    for answers in (1, 0):
+        async with db.session_scope() as session:
+            assert len(await handle(session, inbound, deps=deps, record_inbound=True)) == answers
+    async with db.session_scope() as session:
+        stmt = select(ContactPoint).where(col(ContactPoint.address) == en_chat.chat_id)
+        point = (await session.scalars(stmt)).one()
+        assert (point.last_delivery_status, point.last_delivery_at) == ("unblocked", clock.now())
+        events = await session.scalars(select(AuditEvent).where(col(AuditEvent.entity_id) == str(point.id)))
+        assert [e.action for e in events] == ["contact_point.unblocked"]
+        assert await channels.last_inbound(session, "telegram", en_chat.chat_id) == clock.now()
