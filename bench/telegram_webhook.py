@@ -33,7 +33,7 @@ The baseline, in the same run with the same driver, fake, updates and concurrenc
 Dispatcher with an echo handler (``message.answer(message.text)``) behind the same kind of
 endpoint, a minimal Starlette route in the same uvicorn set-up that checks the secret, validates the
 update and hands it to the Dispatcher in the background with the same bound (``bots.chat.Backlog``,
-4 at a time). Measuring both over HTTP keeps the shared costs (the driver, HTTP, the fake) on both
+``bots.chat.CONCURRENCY`` = 8 at a time, TelegramBot's default). Measuring both over HTTP keeps the shared costs (the driver, HTTP, the fake) on both
 sides, so that the ratio shows what duebot adds: FastAPI, the engine and its database work.
 
 Both servers first answer ``BENCH_TGWEBHOOK_WARMUP`` (default 100) updates from other chats that
@@ -59,13 +59,14 @@ from typing import Any
 from bench import pg
 from bench.procs import Launched, free_port, tail
 from bench.report import ROOT, Context, Result, Section, env_int
+from bots.chat import CONCURRENCY
 
 RATE_GOAL = 0.5  # of the bare Dispatcher's rate
 P99_GOAL_MS = 50.0
 SECRET = "bench-telegram-secret"
 CHAT_BASE = 70_000_000
 LOOPBACK = "127.0.0.1"
-BACKGROUND = 4  # updates handled at once by either server (TelegramBot's default)
+BACKGROUND = CONCURRENCY  # updates handled at once by either server (TelegramBot's default)
 # Telegram lets a bot send about 30 messages per second overall (its flood control), so no bot can
 # answer more than ~30 updates/s for long: the latency phase offers that load.
 LATENCY_RATE = 30

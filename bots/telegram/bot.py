@@ -43,7 +43,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.methods import Response, TelegramMethod
 from aiogram.types import CallbackQuery, Message, Update, User
 
-from bots.chat import Backlog, ConversationHandler, converse, mark_blocked
+from bots.chat import CONCURRENCY, Backlog, ConversationHandler, converse, mark_blocked
 from bots.telegram.render import render
 from core.config import Settings
 from core.conversation.schemas import Inbound, Reply
@@ -121,7 +121,7 @@ class TelegramBot:
         db: Database,
         *,
         clock: Clock | None = None,
-        concurrency: int = 4,
+        concurrency: int = CONCURRENCY,
         backlog: int = 1000,
         sleep: Sleep = asyncio.sleep,
     ) -> None:

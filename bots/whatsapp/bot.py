@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from bots.chat import Backlog, ConversationHandler, converse
+from bots.chat import CONCURRENCY, Backlog, ConversationHandler, converse
 from bots.whatsapp.client import WhatsAppClient, WhatsAppConfig, WhatsAppError
 from bots.whatsapp.inbound import Receipt
 from bots.whatsapp.render import Media, render
@@ -44,7 +44,7 @@ class WhatsAppBot:
         db: Database,
         *,
         clock: Clock | None = None,
-        concurrency: int = 4,
+        concurrency: int = CONCURRENCY,
         backlog: int = 1000,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
