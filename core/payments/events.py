@@ -163,6 +163,41 @@ async def drain(
             return dict(counts)
 
 
+class Drainer:
+    """One ``drain`` at a time in this process; a drain asked for while one runs joins it.
+
+    Debounced drain jobs of consecutive slots would otherwise run side by side in one worker when
+    webhooks keep arriving, each with its own fetch threads and smaller rounds (SKIP LOCKED splits
+    the waiting events between them): more CPU per event and a later last payment. Instead a job
+    that finds a drain running tells it to go on (``joined``) and returns; the running drain, on
+    finishing, drains again when it was told to during its run, so the events that the joining job
+    was enqueued for are claimed either by the round in progress or by the next one. If the running
+    drain fails, the events wait: its retry or the ``pick_up`` cron finds them. Drainers in other
+    processes are independent (SKIP LOCKED keeps them apart).
+    """
+
+    def __init__(self) -> None:
+        self.running = False
+        self.again = False
+
+    async def drain(
+        self, db: Database, provider: PaymentProvider, clock: Clock, **kwargs: int | None
+    ) -> dict[str, int]:
+        if self.running:
+            self.again = True
+            return {"joined": 1}
+        self.running = True
+        counts: Counter[str] = Counter()
+        try:
+            while True:
+                self.again = False
+                counts.update(await drain(db, provider, clock, **kwargs))
+                if not self.again:  # no await between this test and the reset in ``finally``
+                    return dict(counts)
+        finally:
+            self.running = False
+
+
 async def _round(
     db: Database,
     provider: PaymentProvider,
