@@ -15,6 +15,7 @@ down, or a worker died) and processes them: the cron job that makes sure nothing
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections import Counter, defaultdict
@@ -141,26 +142,60 @@ async def drain(
     payment in one transaction (``posting.apply_states``). Several events of one payment (a stale
     claim and a new webhook) share one fetch. A payment the PSP does not know closes its events as
     ``unknown_payment``; a non-retryable refusal as ``failed``. When the PSP is unreachable for any
-    payment, its events are released (they wait) and, after the rest of the round is applied, the
-    retryable PaymentProviderError is raised, for the worker to retry the drain with backoff.
+    payment, its events are released (they wait) and, after the rest of the round (and of the
+    next one, fetched already) is applied, the retryable PaymentProviderError is raised, for the
+    worker to retry the drain with backoff.
+
+    The rounds overlap: after a full round's payments are fetched, the next round is claimed and
+    its fetches start (in threads) while this round is applied (on the event loop, mostly waiting
+    for the database). Rounds are applied in the order they were fetched, so a newer webhook of a
+    payment, in a later round, is applied after the older one with a state fetched after it.
     """
     counts: Counter[str] = Counter()
     batch = batch or DRAIN_BATCH
     fetches = fetches or DRAIN_FETCHES
-    while True:
-        async with db.session_scope() as session:
-            claimed = await repo.claim_events(session, clock.now(), limit=batch)
-        if not claimed:
-            return dict(counts)
-        counts["claimed"] += len(claimed)
-        unreachable = await _round(db, provider, clock, claimed, fetches, counts)
-        if unreachable is not None:
-            raise unreachable
-        if len(claimed) < batch:
-            # Everything that waited was claimed (by this drainer or, SKIP LOCKED, another one):
-            # what came in since belongs to a later debounce slot, whose job drains it in a full
-            # batch, instead of this one chasing a trickle with rounds of a few events.
-            return dict(counts)
+    claimed = await _claim(db, clock, batch)
+    fetching = _fetch(provider, claimed, fetches)
+    unreachable: PaymentProviderError | None = None
+    try:
+        while claimed:
+            counts["claimed"] += len(claimed)
+            by_payment, fetched = await fetching
+            # Fewer than a full batch: everything that waited was claimed (by this drainer or, SKIP
+            # LOCKED, another one); what came in since belongs to a later debounce slot, whose job
+            # drains it in a full batch, instead of this one chasing a trickle with small rounds.
+            going_on = len(claimed) == batch and unreachable is None
+            claimed = await _claim(db, clock, batch) if going_on else []
+            fetching = _fetch(provider, claimed, fetches)
+            unreachable = await _round(db, clock, by_payment, fetched, counts) or unreachable
+    finally:
+        if not fetching.done():  # an error while a round was being fetched: its claims go stale
+            fetching.cancel()
+    if unreachable is not None:
+        raise unreachable
+    return dict(counts)
+
+
+async def _claim(db: Database, clock: Clock, batch: int) -> list[PspEvent]:
+    async with db.session_scope() as session:
+        return await repo.claim_events(session, clock.now(), limit=batch)
+
+
+Fetched = tuple[dict[str, list[uuid.UUID]], list[ProviderPayment | PaymentProviderError]]
+
+
+def _fetch(provider: PaymentProvider, claimed: list[PspEvent], fetches: int) -> asyncio.Future[Fetched]:
+    """Start fetching the payments of the claimed events (one fetch per payment)."""
+    by_payment: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for event in claimed:
+        by_payment[event.resource_id].append(event.id)
+
+    async def fetch() -> Fetched:
+        if not by_payment:
+            return by_payment, []
+        return by_payment, await provider.get_payments(list(by_payment), concurrency=fetches)
+
+    return asyncio.ensure_future(fetch())
 
 
 class Drainer:
@@ -200,16 +235,13 @@ class Drainer:
 
 async def _round(
     db: Database,
-    provider: PaymentProvider,
     clock: Clock,
-    claimed: list[PspEvent],
-    fetches: int,
+    by_payment: dict[str, list[uuid.UUID]],
+    fetched: list[ProviderPayment | PaymentProviderError],
     counts: Counter[str],
 ) -> PaymentProviderError | None:
-    by_payment: dict[str, list[uuid.UUID]] = defaultdict(list)
-    for event in claimed:
-        by_payment[event.resource_id].append(event.id)
-    fetched = await provider.get_payments(list(by_payment), concurrency=fetches)
+    """Apply one round's fetched payments; the retryable error of a payment the PSP did not
+    answer for (its events released), if any."""
     snaps: list[ProviderPayment] = []
     closed: list[tuple[uuid.UUID, str, str | None]] = []
     unreachable: PaymentProviderError | None = None
@@ -236,7 +268,7 @@ async def _round(
             ]
             await repo.finish_events(session, clock.now(), closed + done)
     except Exception:  # e.g. a deadlock with another writer: apply each payment on its own
-        log.exception("psp.drain_batch_failed", events=len(claimed))
+        log.exception("psp.drain_batch_failed", events=sum(map(len, by_payment.values())))
         await _one_by_one(db, clock, snaps, by_payment, closed, counts)
         return unreachable
     counts["processed"] += len(done)
