@@ -118,7 +118,11 @@ class _Session(requests.Session):
             return super().request(method, url, params, data, headers, timeout=timeout, **other)
         prepared = requests.PreparedRequest()
         prepared.prepare(
-            method=method.upper(), url=url, headers={**self.headers, **(headers or {})}, data=data, params=params
+            method=method.upper(),
+            url=url,
+            headers={**self.headers, **(headers or {})},
+            data=data,
+            params=params,
         )
         adapter = self.get_adapter(url=prepared.url or url)
         response = adapter.send(
