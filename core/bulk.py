@@ -87,7 +87,7 @@ def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield values[start : start + size]
 
 
-def among(session: AsyncSession, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+def among(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """``column IN values`` as ``column = ANY(:array)`` on PostgreSQL (one parameter, no
     compile-time expansion), and as a plain IN elsewhere."""
     if session.get_bind().dialect.name == "postgresql":

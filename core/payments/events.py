@@ -29,7 +29,6 @@ from core.db import Database
 from core.errors import FieldError, InvalidInput
 from core.payments import posting, service
 from core.payments import repository as repo
-from core.payments.models import PspEvent
 from core.ports import Clock, PaymentNotFound, PaymentProvider, PaymentProviderError, ProviderPayment
 
 log = structlog.get_logger(__name__)
@@ -176,7 +175,7 @@ async def drain(
     return dict(counts)
 
 
-async def _claim(db: Database, clock: Clock, batch: int) -> list[PspEvent]:
+async def _claim(db: Database, clock: Clock, batch: int) -> list[repo.Claimed]:
     async with db.session_scope() as session:
         return await repo.claim_events(session, clock.now(), limit=batch)
 
@@ -184,7 +183,7 @@ async def _claim(db: Database, clock: Clock, batch: int) -> list[PspEvent]:
 Fetched = tuple[dict[str, list[uuid.UUID]], list[ProviderPayment | PaymentProviderError]]
 
 
-def _fetch(provider: PaymentProvider, claimed: list[PspEvent], fetches: int) -> asyncio.Future[Fetched]:
+def _fetch(provider: PaymentProvider, claimed: list[repo.Claimed], fetches: int) -> asyncio.Future[Fetched]:
     """Start fetching the payments of the claimed events (one fetch per payment)."""
     by_payment: dict[str, list[uuid.UUID]] = defaultdict(list)
     for event in claimed:
