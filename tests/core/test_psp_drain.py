@@ -208,3 +208,18 @@ async def test_a_drain_asked_for_while_one_runs_joins_it_and_every_event_is_post
     assert counts["processed"] == 3 and not drainer.running
     assert await count(db, Payment) == 3
     assert (await events.drain(db, provider, clock)) == {}
+
+
+async def test_fetch_threads_grow_while_fetches_wait_for_the_network(
+    db: Database, provider: MollieProvider, mollie: FakeMollie, clock: FixedClock
+) -> None:
+    made = [await paid_checkout(db, provider, mollie, clock, 1_000 + i) for i in range(12)]
+    ids = [psp.provider_id for _, psp in made]
+    mollie.latency = 0.02  # each answer waits 20 ms: the threads mostly wait, not work
+    provider.fetch_threads = 2
+    got = await provider.get_payments(ids, concurrency=4)
+    assert [g.id for g in got if isinstance(g, ProviderPayment)] == ids
+    assert provider.fetch_threads == 3
+    await provider.get_payments(ids, concurrency=4)
+    await provider.get_payments(ids, concurrency=4)
+    assert provider.fetch_threads == 4  # not above what the caller allows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from core.ports import PaymentNotFound, PaymentProviderError, ProviderPayment, P
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 DESCRIPTION_MAX = 255
+BUSY_FEWER, BUSY_MORE = 0.6, 0.3  # get_payments: CPU seconds per wall-clock second of its threads
 MOLLIE_LOCALES = {"en": "en_US", "nl": "nl_NL", "de": "de_DE", "fr": "fr_FR"}
 
 
@@ -146,7 +148,8 @@ def _give_session(client: Client, api_base: str) -> None:
     session = _Session()
     session.trust_env = False
     session.proxies.update(requests.utils.get_environ_proxies(api_base))
-    session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    if api_base.startswith("https:"):  # a CA bundle path costs a stat() per request (is it a directory?)
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
     client._client = session
     client._setup_retry()
 
@@ -168,6 +171,7 @@ class MollieProvider:
         _give_session(self.client, api_base)
         self.webhook_url = webhook_url
         self.redirect_url = redirect_url
+        self.fetch_threads = 0  # get_payments: threads for the next call (0: as many as asked for)
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> MollieProvider:
@@ -217,14 +221,25 @@ class MollieProvider:
     async def get_payments(
         self, provider_ids: Sequence[str], *, concurrency: int = 4
     ) -> list[ProviderPayment | PaymentProviderError]:
-        """Fetch many payments: ``concurrency`` threads, each fetching its share one after the
+        """Fetch many payments: up to ``concurrency`` threads, each fetching its share one after the
         other (one thread hop per share instead of one per payment); per id, in order, the payment
-        or the error ``get_payment`` would raise."""
-        ids = list(provider_ids)
-        shares = [ids[i :: max(1, concurrency)] for i in range(min(max(1, concurrency), len(ids)))]
+        or the error ``get_payment`` would raise.
 
-        def fetch(share: list[str]) -> list[ProviderPayment | PaymentProviderError]:
+        Threads pay off while fetches wait for the network. When they are mostly CPU (the client's
+        Python, with a fast network), they only queue for the GIL, and each hand-over costs CPU:
+        so the next call uses one thread fewer (not below two, which overlap one fetch's wait with
+        another's work) when the fetching kept the CPU busy most of the time, and one more (up to
+        ``concurrency``) when it mostly waited.
+        """
+        ids = list(provider_ids)
+        if not ids:
+            return []
+        threads = max(1, min(concurrency, self.fetch_threads or concurrency, len(ids)))
+        shares = [ids[i::threads] for i in range(threads)]
+
+        def fetch(share: list[str]) -> tuple[list[ProviderPayment | PaymentProviderError], float]:
             out: list[ProviderPayment | PaymentProviderError] = []
+            cpu = time.thread_time()
             for provider_id in share:
                 try:
                     out.append(snapshot(self.client.payments.get(provider_id)))
@@ -232,11 +247,16 @@ class MollieProvider:
                     mapped = _mapped("payment", exc)
                     mapped.__cause__ = exc
                     out.append(mapped)
-            return out
+            return out, time.thread_time() - cpu
 
+        started = time.perf_counter()
         fetched = await asyncio.gather(*(asyncio.to_thread(fetch, share) for share in shares))
+        busy = sum(cpu for _, cpu in fetched) / max(time.perf_counter() - started, 1e-6)
+        if len(ids) >= 4 * threads:  # enough fetches to judge by
+            step = -1 if busy > BUSY_FEWER else 1 if busy < BUSY_MORE else 0
+            self.fetch_threads = max(min(2, concurrency), min(concurrency, threads + step))
         by_id: dict[str, ProviderPayment | PaymentProviderError] = {}
-        for share, got in zip(shares, fetched, strict=True):
+        for share, (got, _) in zip(shares, fetched, strict=True):
             by_id.update(zip(share, got, strict=True))
         return [by_id[provider_id] for provider_id in ids]
 
