@@ -83,7 +83,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     problems.install(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
-    # First: FastAPI tries the routes in order, and Mollie's webhooks come in bursts.
+    # First: FastAPI tries the routes in order, and Mollie's webhooks come in bursts. The lean
+    # route serves them; the router's own route only describes the endpoint in the OpenAPI schema.
+    app.router.routes.append(mollie_webhook.lean_route)
     app.include_router(mollie_webhook.router)
     v1 = APIRouter(prefix="/api/v1", dependencies=[Depends(require_json), Depends(refuse_nul)])
     v1.include_router(debtors.router)
