@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -207,12 +208,15 @@ class Drainer:
     finishing, drains again when it was told to during its run, so the events that the joining job
     was enqueued for are claimed either by the round in progress or by the next one. If the running
     drain fails, the events wait: its retry or the ``pick_up`` cron finds them. Drainers in other
-    processes are independent (SKIP LOCKED keeps them apart).
+    processes are independent (SKIP LOCKED keeps them apart). A drain goes on again for at most
+    ``max_run`` seconds (well within arq's job timeout); under webhooks that keep coming, the
+    next slot's job starts the next one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_run: float = 60.0) -> None:
         self.running = False
         self.again = False
+        self.max_run = max_run
 
     async def drain(
         self, db: Database, provider: PaymentProvider, clock: Clock, **kwargs: int | None
@@ -222,11 +226,13 @@ class Drainer:
             return {"joined": 1}
         self.running = True
         counts: Counter[str] = Counter()
+        until = time.monotonic() + self.max_run
         try:
             while True:
                 self.again = False
                 counts.update(await drain(db, provider, clock, **kwargs))
-                if not self.again:  # no await between this test and the reset in ``finally``
+                # no await between this test and the reset in ``finally``
+                if not self.again or time.monotonic() > until:
                     return dict(counts)
         finally:
             self.running = False
