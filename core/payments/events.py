@@ -58,10 +58,10 @@ async def record(db: Database, provider: str, resource_id: str, clock: Clock) ->
 
 
 async def store(db: Database, provider: str, resource_id: str, clock: Clock) -> None:
-    """Store a webhook call for the drain (one INSERT, its own transaction); the caller then
-    enqueues the drain."""
-    async with db.session_scope() as session:
-        await repo.add_event(session, provider, resource_id, clock.now())
+    """Store a webhook call for the drain (one INSERT … ON CONFLICT DO NOTHING, committed by
+    itself: ``Database.one_statement``); the caller then enqueues the drain."""
+    async with db.one_statement() as conn:
+        await repo.add_event(conn, provider, resource_id, clock.now())
 
 
 @dataclass

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from core.base import table_of
@@ -78,7 +78,9 @@ async def allocations(session: AsyncSession, ledger_payment_id: uuid.UUID) -> li
 LEASE = timedelta(minutes=5)  # a claim older than this belonged to a worker that died
 
 
-async def add_event(session: AsyncSession, provider: str, resource_id: str, now: datetime) -> uuid.UUID:
+async def add_event(
+    session: AsyncSession | AsyncConnection, provider: str, resource_id: str, now: datetime
+) -> uuid.UUID:
     """Store a webhook call unless one for the payment waits already (one statement); the id
     it was offered under (the waiting event's id may differ: ``store_event`` answers that)."""
     new_id = uuid.uuid4()
