@@ -36,7 +36,11 @@ from core.ports import PaymentNotFound, PaymentProviderError, ProviderPayment, P
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 DESCRIPTION_MAX = 255
-BUSY_FEWER, BUSY_MORE = 0.6, 0.3  # get_payments: CPU seconds per wall-clock second of its threads
+# get_payments: CPU seconds per wall-clock second of its threads (averaged over calls) above which
+# it uses one thread fewer, and below which one more. Low, not 0.5: threads that wait for a CPU
+# other processes hold also look idle, and a remote Mollie keeps them far below it (~0.35 ms of
+# CPU per fetch against tens of milliseconds on the network).
+BUSY_FEWER, BUSY_MORE = 0.5, 0.1
 MOLLIE_LOCALES = {"en": "en_US", "nl": "nl_NL", "de": "de_DE", "fr": "fr_FR"}
 
 
@@ -171,7 +175,8 @@ class MollieProvider:
         _give_session(self.client, api_base)
         self.webhook_url = webhook_url
         self.redirect_url = redirect_url
-        self.fetch_threads = 0  # get_payments: threads for the next call (0: as many as asked for)
+        self.fetch_threads = 2  # get_payments: threads for the next call (at most as many as asked for)
+        self._busy: float | None = None  # get_payments: its threads' CPU share, averaged
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> MollieProvider:
@@ -226,15 +231,16 @@ class MollieProvider:
         or the error ``get_payment`` would raise.
 
         Threads pay off while fetches wait for the network. When they are mostly CPU (the client's
-        Python, with a fast network), they only queue for the GIL, and each hand-over costs CPU:
-        so the next call uses one thread fewer (not below two, which overlap one fetch's wait with
-        another's work) when the fetching kept the CPU busy most of the time, and one more (up to
-        ``concurrency``) when it mostly waited.
+        Python, with a fast network), they only queue for the GIL, and each hand-over costs CPU.
+        So it starts with two threads (one fetch's wait overlaps another's work), and the next call
+        uses one more (up to ``concurrency``) when the fetching has mostly waited, and one fewer
+        (not below two) when it has kept the CPU busy half the time or more (``BUSY_MORE``,
+        ``BUSY_FEWER``).
         """
         ids = list(provider_ids)
         if not ids:
             return []
-        threads = max(1, min(concurrency, self.fetch_threads or concurrency, len(ids)))
+        threads = max(1, min(concurrency, self.fetch_threads, len(ids)))
         shares = [ids[i::threads] for i in range(threads)]
 
         def fetch(share: list[str]) -> tuple[list[ProviderPayment | PaymentProviderError], float]:
@@ -253,6 +259,7 @@ class MollieProvider:
         fetched = await asyncio.gather(*(asyncio.to_thread(fetch, share) for share in shares))
         busy = sum(cpu for _, cpu in fetched) / max(time.perf_counter() - started, 1e-6)
         if len(ids) >= 4 * threads:  # enough fetches to judge by
+            busy = self._busy = busy if self._busy is None else (self._busy + busy) / 2
             step = -1 if busy > BUSY_FEWER else 1 if busy < BUSY_MORE else 0
             self.fetch_threads = max(min(2, concurrency), min(concurrency, threads + step))
         by_id: dict[str, ProviderPayment | PaymentProviderError] = {}
