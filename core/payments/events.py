@@ -36,7 +36,7 @@ log = structlog.get_logger(__name__)
 
 MOLLIE_ID = re.compile(r"^tr_[A-Za-z0-9]{1,60}$")
 PICK_UP_AFTER = timedelta(seconds=30)
-DRAIN_BATCH = 100  # events claimed, fetched and posted together
+DRAIN_BATCH = 300  # events claimed, fetched and posted together
 DRAIN_FETCHES = 4  # at most this many threads fetch from the PSP (the client is sync), each a share
 
 
