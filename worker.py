@@ -59,6 +59,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ctx["slack"] = build_slack_client(settings)
     if "payments" not in ctx:
         ctx["payments"] = payment_providers.from_settings(settings)
+    ctx.setdefault("psp_drainer", psp_events.Drainer())  # one webhook drain at a time per process
 
 
 def build_senders(
@@ -261,7 +262,9 @@ async def drain_psp_events(ctx: dict[str, Any]) -> dict[str, int]:
         log.warning("psp.no_provider")
         return {"claimed": 0}
     try:
-        return await psp_events.drain(ctx["db"], provider, ctx["clock"])
+        # arq gives each job a copy of the worker's ctx: the drainer made at start-up is shared
+        drainer: psp_events.Drainer = ctx.get("psp_drainer") or psp_events.Drainer()
+        return await drainer.drain(ctx["db"], provider, ctx["clock"])
     except PaymentProviderError as exc:
         tries = int(ctx.get("job_try", 1))
         log.warning("psp.retry", attempt=tries, error=exc.reason)

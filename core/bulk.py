@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, ColumnElement, String, Table, any_, bindparam, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 COPY_THRESHOLD = 64  # below this, a plain INSERT is cheaper than setting up COPY
@@ -62,9 +62,10 @@ async def insert_rows(session: AsyncSession, table: Table, rows: Sequence[dict[s
     return await copy_records(session, table, columns, [tuple(r[c] for c in columns) for r in rows])
 
 
-def upsert_insert(session: AsyncSession, table: Any) -> Any:
+def upsert_insert(session: AsyncSession | AsyncConnection, table: Any) -> Any:
     """The dialect's INSERT, which has ``on_conflict_do_nothing()`` and ``on_conflict_do_update()``."""
-    dialect = session.get_bind().dialect.name
+    bind = session if isinstance(session, AsyncConnection) else session.get_bind()
+    dialect = bind.dialect.name
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
@@ -87,7 +88,7 @@ def chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield values[start : start + size]
 
 
-def among(session: AsyncSession, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+def among(session: AsyncSession, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """``column IN values`` as ``column = ANY(:array)`` on PostgreSQL (one parameter, no
     compile-time expansion), and as a plain IN elsewhere."""
     if session.get_bind().dialect.name == "postgresql":

@@ -19,6 +19,7 @@ from sqlmodel import col
 from core import audit
 from core.audit import SYSTEM, Actor
 from core.base import utcnow
+from core.bulk import among
 from core.dunning.models import DunningPolicy, DunningState, Promise, PromiseStatus
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.events.models import EventType
@@ -235,7 +236,10 @@ async def keep_promises(session: AsyncSession, invoice_ids: list[uuid.UUID]) -> 
         await session.execute(
             update(Promise)
             .where(
-                and_(col(Promise.invoice_id).in_(invoice_ids), col(Promise.status) == PromiseStatus.active)
+                and_(
+                    among(session, col(Promise.invoice_id), invoice_ids),
+                    col(Promise.status) == PromiseStatus.active,
+                )
             )
             .values(status=PromiseStatus.kept, resolved_at=utcnow())
         )

@@ -15,8 +15,6 @@ from core.bulk import among, chunk_size, chunks
 from core.dunning.lifecycle import follow_invoice_status
 from core.invoices.models import Invoice, InvoiceBatch
 
-CHUNK = 5000
-
 
 async def get_batch(
     session: AsyncSession, batch_id: uuid.UUID, *, for_update: bool = False
@@ -94,10 +92,8 @@ async def set_status(
     session: AsyncSession, invoice_ids: Iterable[uuid.UUID], status: str, now: datetime
 ) -> None:
     ids = list(invoice_ids)
-    for start in range(0, len(ids), CHUNK):
+    for part in chunks(ids, chunk_size(session)):  # = ANY(array): one statement text for any count
         await session.execute(
-            update(Invoice)
-            .where(col(Invoice.id).in_(ids[start : start + CHUNK]))
-            .values(status=status, updated_at=now)
+            update(Invoice).where(among(session, col(Invoice.id), part)).values(status=status, updated_at=now)
         )
     await follow_invoice_status(session, ids, status, now)

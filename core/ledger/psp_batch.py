@@ -26,7 +26,7 @@ from sqlmodel import col
 from core import audit
 from core.audit import Actor
 from core.base import new_id, table_of, utcnow
-from core.bulk import insert_rows
+from core.bulk import among, insert_rows
 from core.debtors.models import Debtor
 from core.dunning.holds import keep_promises
 from core.events.models import EventType
@@ -57,7 +57,7 @@ async def lock_debtors(session: AsyncSession, debtor_ids: Sequence[uuid.UUID]) -
     """Row-lock the debtors in id order; their external ids."""
     stmt = (
         select(col(Debtor.id), col(Debtor.external_id))
-        .where(col(Debtor.id).in_(sorted(set(debtor_ids))))
+        .where(among(session, col(Debtor.id), sorted(set(debtor_ids))))
         .order_by(col(Debtor.id))
         .with_for_update()
     )
@@ -75,7 +75,10 @@ async def payable_by_debtor(
             col(LedgerEntry.currency).label("currency"),
             func.sum(col(LedgerEntry.amount_minor)).label("open_minor"),
         )
-        .where(col(LedgerEntry.debtor_id).in_(list(debtor_ids)), col(LedgerEntry.invoice_id).is_not(None))
+        .where(
+            among(session, col(LedgerEntry.debtor_id), list(debtor_ids)),
+            col(LedgerEntry.invoice_id).is_not(None),
+        )
         .group_by(col(LedgerEntry.invoice_id), col(LedgerEntry.currency))
         .subquery()
     )

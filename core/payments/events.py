@@ -15,7 +15,9 @@ down, or a worker died) and processes them: the cron job that makes sure nothing
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -28,15 +30,14 @@ from core.db import Database
 from core.errors import FieldError, InvalidInput
 from core.payments import posting, service
 from core.payments import repository as repo
-from core.payments.models import PspEvent
 from core.ports import Clock, PaymentNotFound, PaymentProvider, PaymentProviderError, ProviderPayment
 
 log = structlog.get_logger(__name__)
 
 MOLLIE_ID = re.compile(r"^tr_[A-Za-z0-9]{1,60}$")
 PICK_UP_AFTER = timedelta(seconds=30)
-DRAIN_BATCH = 100  # events claimed, fetched and posted together
-DRAIN_FETCHES = 4  # threads fetching from the PSP at once (the client is sync), each its share in turn
+DRAIN_BATCH = 300  # events claimed, fetched and posted together
+DRAIN_FETCHES = 4  # at most this many threads fetch from the PSP (the client is sync), each a share
 
 
 def parse_mollie_id(value: object) -> str:
@@ -57,10 +58,10 @@ async def record(db: Database, provider: str, resource_id: str, clock: Clock) ->
 
 
 async def store(db: Database, provider: str, resource_id: str, clock: Clock) -> None:
-    """Store a webhook call for the drain (one INSERT, its own transaction); the caller then
-    enqueues the drain."""
-    async with db.session_scope() as session:
-        await repo.add_event(session, provider, resource_id, clock.now())
+    """Store a webhook call for the drain (one INSERT … ON CONFLICT DO NOTHING, committed by
+    itself: ``Database.one_statement``); the caller then enqueues the drain."""
+    async with db.one_statement() as conn:
+        await repo.add_event(conn, provider, resource_id, clock.now())
 
 
 @dataclass
@@ -141,40 +142,111 @@ async def drain(
     payment in one transaction (``posting.apply_states``). Several events of one payment (a stale
     claim and a new webhook) share one fetch. A payment the PSP does not know closes its events as
     ``unknown_payment``; a non-retryable refusal as ``failed``. When the PSP is unreachable for any
-    payment, its events are released (they wait) and, after the rest of the round is applied, the
-    retryable PaymentProviderError is raised, for the worker to retry the drain with backoff.
+    payment, its events are released (they wait) and, after the rest of the round (and of the
+    next one, fetched already) is applied, the retryable PaymentProviderError is raised, for the
+    worker to retry the drain with backoff.
+
+    The rounds overlap: after a full round's payments are fetched, the next round is claimed and
+    its fetches start (in threads) while this round is applied (on the event loop, mostly waiting
+    for the database). Rounds are applied in the order they were fetched, so a newer webhook of a
+    payment, in a later round, is applied after the older one with a state fetched after it.
     """
     counts: Counter[str] = Counter()
     batch = batch or DRAIN_BATCH
     fetches = fetches or DRAIN_FETCHES
-    while True:
-        async with db.session_scope() as session:
-            claimed = await repo.claim_events(session, clock.now(), limit=batch)
-        if not claimed:
-            return dict(counts)
-        counts["claimed"] += len(claimed)
-        unreachable = await _round(db, provider, clock, claimed, fetches, counts)
-        if unreachable is not None:
-            raise unreachable
-        if len(claimed) < batch:
-            # Everything that waited was claimed (by this drainer or, SKIP LOCKED, another one):
-            # what came in since belongs to a later debounce slot, whose job drains it in a full
-            # batch, instead of this one chasing a trickle with rounds of a few events.
-            return dict(counts)
+    claimed = await _claim(db, clock, batch)
+    fetching = _fetch(provider, claimed, fetches)
+    unreachable: PaymentProviderError | None = None
+    try:
+        while claimed:
+            counts["claimed"] += len(claimed)
+            by_payment, fetched = await fetching
+            # Fewer than a full batch: everything that waited was claimed (by this drainer or, SKIP
+            # LOCKED, another one); what came in since belongs to a later debounce slot, whose job
+            # drains it in a full batch, instead of this one chasing a trickle with small rounds.
+            going_on = len(claimed) == batch and unreachable is None
+            claimed = await _claim(db, clock, batch) if going_on else []
+            fetching = _fetch(provider, claimed, fetches)
+            unreachable = await _round(db, clock, by_payment, fetched, counts) or unreachable
+    finally:
+        if not fetching.done():  # an error while a round was being fetched: its claims go stale
+            fetching.cancel()
+    if unreachable is not None:
+        raise unreachable
+    return dict(counts)
+
+
+async def _claim(db: Database, clock: Clock, batch: int) -> list[repo.Claimed]:
+    async with db.session_scope() as session:
+        return await repo.claim_events(session, clock.now(), limit=batch)
+
+
+Fetched = tuple[dict[str, list[uuid.UUID]], list[ProviderPayment | PaymentProviderError]]
+
+
+def _fetch(provider: PaymentProvider, claimed: list[repo.Claimed], fetches: int) -> asyncio.Future[Fetched]:
+    """Start fetching the payments of the claimed events (one fetch per payment)."""
+    by_payment: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for event in claimed:
+        by_payment[event.resource_id].append(event.id)
+
+    async def fetch() -> Fetched:
+        if not by_payment:
+            return by_payment, []
+        return by_payment, await provider.get_payments(list(by_payment), concurrency=fetches)
+
+    return asyncio.ensure_future(fetch())
+
+
+class Drainer:
+    """One ``drain`` at a time in this process; a drain asked for while one runs joins it.
+
+    Debounced drain jobs of consecutive slots would otherwise run side by side in one worker when
+    webhooks keep arriving, each with its own fetch threads and smaller rounds (SKIP LOCKED splits
+    the waiting events between them): more CPU per event and a later last payment. Instead a job
+    that finds a drain running tells it to go on (``joined``) and returns; the running drain, on
+    finishing, drains again when it was told to during its run, so the events that the joining job
+    was enqueued for are claimed either by the round in progress or by the next one. If the running
+    drain fails, the events wait: its retry or the ``pick_up`` cron finds them. Drainers in other
+    processes are independent (SKIP LOCKED keeps them apart). A drain goes on again for at most
+    ``max_run`` seconds (well within arq's job timeout); under webhooks that keep coming, the
+    next slot's job starts the next one.
+    """
+
+    def __init__(self, max_run: float = 60.0) -> None:
+        self.running = False
+        self.again = False
+        self.max_run = max_run
+
+    async def drain(
+        self, db: Database, provider: PaymentProvider, clock: Clock, **kwargs: int | None
+    ) -> dict[str, int]:
+        if self.running:
+            self.again = True
+            return {"joined": 1}
+        self.running = True
+        counts: Counter[str] = Counter()
+        until = time.monotonic() + self.max_run
+        try:
+            while True:
+                self.again = False
+                counts.update(await drain(db, provider, clock, **kwargs))
+                # no await between this test and the reset in ``finally``
+                if not self.again or time.monotonic() > until:
+                    return dict(counts)
+        finally:
+            self.running = False
 
 
 async def _round(
     db: Database,
-    provider: PaymentProvider,
     clock: Clock,
-    claimed: list[PspEvent],
-    fetches: int,
+    by_payment: dict[str, list[uuid.UUID]],
+    fetched: list[ProviderPayment | PaymentProviderError],
     counts: Counter[str],
 ) -> PaymentProviderError | None:
-    by_payment: dict[str, list[uuid.UUID]] = defaultdict(list)
-    for event in claimed:
-        by_payment[event.resource_id].append(event.id)
-    fetched = await provider.get_payments(list(by_payment), concurrency=fetches)
+    """Apply one round's fetched payments; the retryable error of a payment the PSP did not
+    answer for (its events released), if any."""
     snaps: list[ProviderPayment] = []
     closed: list[tuple[uuid.UUID, str, str | None]] = []
     unreachable: PaymentProviderError | None = None
@@ -201,7 +273,7 @@ async def _round(
             ]
             await repo.finish_events(session, clock.now(), closed + done)
     except Exception:  # e.g. a deadlock with another writer: apply each payment on its own
-        log.exception("psp.drain_batch_failed", events=len(claimed))
+        log.exception("psp.drain_batch_failed", events=sum(map(len, by_payment.values())))
         await _one_by_one(db, clock, snaps, by_payment, closed, counts)
         return unreachable
     counts["processed"] += len(done)

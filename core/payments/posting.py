@@ -16,13 +16,13 @@ from datetime import date
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col
 
 from core import audit
-from core.base import utcnow
+from core.base import table_of, utcnow
+from core.bulk import among
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
 from core.ledger import psp_batch as ledger_batch
 from core.money import Money
@@ -34,7 +34,7 @@ from core.ports import ProviderPayment
 log = structlog.get_logger(__name__)
 
 
-def _only_posting(psp: PspPayment, snap: ProviderPayment) -> bool:
+def _only_posting(psp: Any, snap: ProviderPayment) -> bool:
     """Paid, not in the ledger yet, and nothing else to apply."""
     return (
         snap.status == "paid"
@@ -50,7 +50,7 @@ async def apply_states(
 ) -> dict[str, str]:
     """provider id → outcome (as ``service.apply_state`` answers it). One snapshot per payment."""
     psps = await repo.lock_by_provider_ids(session, [s.id for s in snaps])
-    fast: list[tuple[PspPayment, ProviderPayment]] = []
+    fast: list[tuple[Any, ProviderPayment]] = []
     slow: list[ProviderPayment] = []
     debtors: set[Any] = set()
     for snap in snaps:
@@ -71,7 +71,7 @@ async def apply_states(
 
 
 async def _book(
-    session: AsyncSession, items: list[tuple[PspPayment, ProviderPayment]], today: date
+    session: AsyncSession, items: list[tuple[Any, ProviderPayment]], today: date
 ) -> tuple[dict[str, str], list[ProviderPayment]]:
     """Book the payments set-based; (outcomes, snapshots left to ``apply_state``)."""
     covered = await repo.covered_by(session, [psp.id for psp, _ in items])
@@ -80,9 +80,9 @@ async def _book(
     if single:
         stmt = select(
             col(Invoice.id), col(Invoice.debtor_id), col(Invoice.currency), col(Invoice.status)
-        ).where(col(Invoice.id).in_(list(single.values())))
+        ).where(among(session, col(Invoice.id), list(single.values())))
         invoices = {row.id: row for row in (await session.execute(stmt)).all()}
-    book: list[tuple[PspPayment, ProviderPayment, ledger_batch.NewPayment]] = []
+    book: list[tuple[Any, ProviderPayment, ledger_batch.NewPayment]] = []
     refused: list[ProviderPayment] = []
     for psp, snap in items:
         invoice_id = single.get(psp.id)
@@ -117,17 +117,14 @@ async def _book(
                 "psp.amount_differs", provider_id=snap.id, ours=psp.amount_minor, theirs=snap.amount_minor
             )
         done = ["posted"] if psp.status == "paid" else ["status:paid", "posted"]
-        before = psp.status
-        changed.append({"id": psp.id, "status": "paid", "ledger_payment_id": payment_id, "updated_at": now})
-        for attr, value in changed[-1].items():  # the loaded row as it now is, without a unit of work
-            set_committed_value(psp, attr, value)
+        changed.append({"psp_id": psp.id, "paid_by": payment_id, "at": now})
         outcomes[snap.id] = ",".join(done)
         updated.append(
             (
                 psp.provider_id,
-                {"status": before},
+                {"status": psp.status},
                 {
-                    "status": psp.status,
+                    "status": "paid",
                     "changes": done,
                     "refunded": Money(psp.refunded_minor, psp.currency).decimal_str,
                     "charged_back": Money(psp.charged_back_minor, psp.currency).decimal_str,
@@ -135,12 +132,20 @@ async def _book(
             )
         )
     if changed:  # one executemany UPDATE by primary key
-        await session.execute(update(PspPayment), changed)
+        await session.execute(_PAID, changed)
     await audit.record_many(session, service.PSP_ACTOR, "psp_payment.updated", "psp_payment", updated)
     return outcomes, refused
 
 
-def _takes(invoice: Any, psp: PspPayment, snap: ProviderPayment) -> bool:
+_PSP = table_of(PspPayment)
+_PAID = (
+    _PSP.update()
+    .where(_PSP.c.id == bindparam("psp_id"))
+    .values(status="paid", ledger_payment_id=bindparam("paid_by"), updated_at=bindparam("at"))
+)
+
+
+def _takes(invoice: Any, psp: Any, snap: ProviderPayment) -> bool:
     """The covered invoice can take the payment (else record_payment explains why not)."""
     return (
         invoice is not None

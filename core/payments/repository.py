@@ -5,12 +5,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
-from core.bulk import insert_ignore, upsert_insert
+from core.base import table_of
+from core.bulk import among, insert_ignore, upsert_insert
 from core.ledger.models import LedgerEntry
 from core.payments.models import PspEvent, PspPayment, PspPaymentInvoice, RefundRequest, RefundStatus
 
@@ -76,7 +78,9 @@ async def allocations(session: AsyncSession, ledger_payment_id: uuid.UUID) -> li
 LEASE = timedelta(minutes=5)  # a claim older than this belonged to a worker that died
 
 
-async def add_event(session: AsyncSession, provider: str, resource_id: str, now: datetime) -> uuid.UUID:
+async def add_event(
+    session: AsyncSession | AsyncConnection, provider: str, resource_id: str, now: datetime
+) -> uuid.UUID:
     """Store a webhook call unless one for the payment waits already (one statement); the id
     it was offered under (the waiting event's id may differ: ``store_event`` answers that)."""
     new_id = uuid.uuid4()
@@ -156,27 +160,38 @@ async def unprocessed_events(
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def claim_events(session: AsyncSession, now: datetime, *, limit: int) -> list[PspEvent]:
+class Claimed(NamedTuple):
+    id: uuid.UUID
+    resource_id: str
+
+
+async def claim_events(session: AsyncSession, now: datetime, *, limit: int) -> list[Claimed]:
     """Take up to ``limit`` unprocessed events whose claim is free or stale, oldest first. Rows
-    another drainer holds are skipped (FOR UPDATE SKIP LOCKED; SQLite serialises writers)."""
+    another drainer holds are skipped (FOR UPDATE SKIP LOCKED; SQLite serialises writers).
+    Core statements: the drain needs two columns, not ORM objects."""
+    t = table_of(PspEvent)
     pick = (
-        select(col(PspEvent.id))
-        .where(
-            col(PspEvent.processed_at).is_(None),
-            or_(col(PspEvent.claimed_at).is_(None), col(PspEvent.claimed_at) < now - LEASE),
-        )
-        .order_by(col(PspEvent.received_at))
+        select(t.c.id)
+        .where(t.c.processed_at.is_(None), or_(t.c.claimed_at.is_(None), t.c.claimed_at < now - LEASE))
+        .order_by(t.c.received_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     stmt = (
-        update(PspEvent)
-        .where(col(PspEvent.id).in_(pick.scalar_subquery()))
-        .values(claimed_at=now, attempts=col(PspEvent.attempts) + 1)
-        .returning(PspEvent)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        t.update()
+        .where(t.c.id.in_(pick.scalar_subquery()))
+        .values(claimed_at=now, attempts=t.c.attempts + 1)
+        .returning(t.c.id, t.c.resource_id)
     )
-    return list((await session.execute(stmt)).scalars().all())
+    return [Claimed(*row) for row in (await session.execute(stmt)).all()]
+
+
+_FINISH = (
+    table_of(PspEvent)
+    .update()
+    .where(table_of(PspEvent).c.id == bindparam("event_id"))
+    .values(processed_at=bindparam("done_at"), outcome=bindparam("result"), error=bindparam("reason"))
+)
 
 
 async def finish_events(
@@ -185,31 +200,46 @@ async def finish_events(
     """Close events: (event id, outcome, error), in one executemany."""
     if outcomes:
         await session.execute(
-            update(PspEvent),
+            _FINISH,
             [
-                {"id": eid, "processed_at": now, "outcome": outcome[:64], "error": error}
+                {"event_id": eid, "done_at": now, "result": outcome[:64], "reason": error}
                 for eid, outcome, error in outcomes
             ],
         )
 
 
-async def lock_by_provider_ids(session: AsyncSession, provider_ids: Sequence[str]) -> dict[str, PspPayment]:
-    """The PSP payments with these ids, row-locked in a fixed order (no deadlock between drainers)."""
+POSTING_COLUMNS = (
+    "id",
+    "provider",
+    "provider_id",
+    "debtor_id",
+    "status",
+    "amount_minor",
+    "currency",
+    "ledger_payment_id",
+    "refunded_minor",
+    "charged_back_minor",
+)
+
+
+async def lock_by_provider_ids(session: AsyncSession, provider_ids: Sequence[str]) -> dict[str, Any]:
+    """The PSP payments with these ids (``POSTING_COLUMNS``), row-locked in a fixed order (no
+    deadlock between drainers)."""
+    t = table_of(PspPayment)
     stmt = (
-        select(PspPayment)
-        .where(col(PspPayment.provider_id).in_(sorted(set(provider_ids))))
-        .order_by(col(PspPayment.provider_id))
+        select(*(t.c[name] for name in POSTING_COLUMNS))
+        .where(among(session, t.c.provider_id, sorted(set(provider_ids))))
+        .order_by(t.c.provider_id)
         .with_for_update()
-        .execution_options(populate_existing=True)
     )
-    return {p.provider_id: p for p in (await session.execute(stmt)).scalars().all()}
+    return {row.provider_id: row for row in (await session.execute(stmt)).all()}
 
 
 async def covered_by(session: AsyncSession, psp_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
     """psp payment id → the invoices it covers."""
     out: dict[uuid.UUID, list[uuid.UUID]] = {p: [] for p in psp_ids}
     stmt = select(col(PspPaymentInvoice.psp_payment_id), col(PspPaymentInvoice.invoice_id)).where(
-        col(PspPaymentInvoice.psp_payment_id).in_(list(psp_ids))
+        among(session, col(PspPaymentInvoice.psp_payment_id), list(psp_ids))
     )
     for psp_id, invoice_id in (await session.execute(stmt)).all():
         out[psp_id].append(invoice_id)

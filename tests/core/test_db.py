@@ -3,6 +3,8 @@ when the server dropped it; one in steady use is not pinged (no round trips per 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -55,5 +57,36 @@ async def test_a_connection_in_steady_use_is_not_pinged_and_the_pool_recovers_af
         assert failed.value.connection_invalidated
         assert await _backend_pid(db) != first  # the pool was invalidated: a fresh connection
     finally:
+        await db.dispose()
+        await other.dispose()
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "sqlite"])
+async def test_one_statement_commits_by_itself_and_leaves_sessions_as_they_were(
+    settings: Settings, engine: str, tmp_path: Path
+) -> None:
+    if engine == "postgresql":
+        _postgres(settings)
+        url = settings.database_url
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'one.db'}"
+    db, other = Database.from_url(url), Database.from_url(url)
+    table = f"one_statement_{engine}"
+    try:
+        async with db.session_scope() as s:
+            await s.execute(text(f"CREATE TABLE {table} (n integer)"))
+        async with db.one_statement() as conn:
+            await conn.execute(text(f"INSERT INTO {table} VALUES (1)"))
+        async with other.sessionmaker() as s:  # committed: another connection sees it
+            assert (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 1
+        with pytest.raises(RuntimeError):
+            async with db.session_scope() as s:  # the pooled connection is transactional again
+                await s.execute(text(f"INSERT INTO {table} VALUES (2)"))
+                raise RuntimeError("roll back")
+        async with other.sessionmaker() as s:
+            assert (await s.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one() == 1
+    finally:
+        async with db.session_scope() as s:
+            await s.execute(text(f"DROP TABLE IF EXISTS {table}"))
         await db.dispose()
         await other.dispose()

@@ -188,3 +188,38 @@ async def test_many_payments_fetched_in_shares_come_back_in_order_with_each_ones
     for position, provider_id in enumerate(ids):
         if provider_id in fetched:
             assert got[position] is fetched[provider_id] and fetched[provider_id].status == "paid"
+
+
+async def test_a_drain_asked_for_while_one_runs_joins_it_and_every_event_is_posted(
+    committed: Database, provider: MollieProvider, mollie: FakeMollie, clock: FixedClock
+) -> None:
+    db = committed
+    made = [await paid_checkout(db, provider, mollie, clock, 1_000 + i) for i in range(3)]
+    await events.record(db, "mollie", made[0][1].provider_id, clock)
+    drainer = events.Drainer()
+    running = asyncio.create_task(drainer.drain(db, provider, clock))
+    await asyncio.sleep(0)  # it has started: claiming, fetching or posting the first event
+    assert drainer.running
+    for _, psp in made[1:]:  # webhooks that arrive meanwhile, and the drain job they enqueued
+        await events.record(db, "mollie", psp.provider_id, clock)
+    assert await drainer.drain(db, provider, clock) == {"joined": 1}
+
+    counts = await running  # it drained again for the joiner: nothing waits
+    assert counts["processed"] == 3 and not drainer.running
+    assert await count(db, Payment) == 3
+    assert (await events.drain(db, provider, clock)) == {}
+
+
+async def test_fetch_threads_grow_while_fetches_wait_for_the_network(
+    db: Database, provider: MollieProvider, mollie: FakeMollie, clock: FixedClock
+) -> None:
+    made = [await paid_checkout(db, provider, mollie, clock, 1_000 + i) for i in range(12)]
+    ids = [psp.provider_id for _, psp in made]
+    mollie.latency = 0.02  # each answer waits 20 ms: the threads mostly wait, not work
+    assert provider.fetch_threads == 2  # where it starts
+    got = await provider.get_payments(ids, concurrency=4)
+    assert [g.id for g in got if isinstance(g, ProviderPayment)] == ids
+    assert provider.fetch_threads == 3
+    await provider.get_payments(ids, concurrency=4)
+    await provider.get_payments(ids, concurrency=4)
+    assert provider.fetch_threads == 4  # not above what the caller allows

@@ -10,6 +10,7 @@ The real mollie-api-python client talks to it through ``Client(api_endpoint=fake
         fake.charge_back("tr_1", 2500)
         fake.fail_next(503, count=2)                # the next two requests get a 503
         fake.hang_next()                            # the next request never gets an answer
+        fake.latency = 0.05                         # every answer takes 50 ms, as over the internet
 
 What it implements: ``POST /v2/payments`` (with Idempotency-Key replay: same key, same answer, and
 ``Idempotent-Replayed: true``), ``GET /v2/payments/{id}`` (404 for unknown ids),
@@ -111,6 +112,7 @@ class FakeMollie(AiohttpFake):
         self._hangs = 0
         self._lose = 0
         self._hang = asyncio.Event()
+        self.latency = 0.0  # seconds every answer waits
         self.now: Callable[[], datetime] = lambda: datetime.now(UTC)  # tests pass their clock
 
     @property
@@ -184,6 +186,8 @@ class FakeMollie(AiohttpFake):
         except ValueError:
             parsed = None
         self.requests.append(Seen(request.method, request.path, dict(request.headers.items()), parsed))
+        if self.latency:
+            await asyncio.sleep(self.latency)
         if self._hangs:
             self._hangs -= 1
             await self._hang.wait()
