@@ -98,6 +98,14 @@ def babel_locale(tag: str) -> Locale:
     return Locale.parse(tag)
 
 
+@lru_cache(maxsize=4096)
+def _formatted(minor: int, currency: str, locale: str) -> str:
+    """babel's text for an amount (about 9 µs each): cached, as a chat reply or a reminder shows the
+    same amount several times (open, overdue, the invoice's line)."""
+    value = Decimal(minor).scaleb(-exponent(currency))
+    return str(format_currency(value, currency, locale=babel_locale(locale)))
+
+
 @dataclass(frozen=True, slots=True)
 class Money:
     minor: int
@@ -136,8 +144,7 @@ class Money:
 
     def format(self, locale: str = "en") -> str:
         """Human text per locale with babel, e.g. '€1,234.50' (en) or '€ 1.234,50' (nl)."""
-        value = Decimal(self.minor).scaleb(-exponent(self.currency))
-        return str(format_currency(value, self.currency, locale=babel_locale(locale)))
+        return _formatted(self.minor, self.currency, locale)
 
     def __str__(self) -> str:
         return f"{self.decimal_str} {self.currency}"

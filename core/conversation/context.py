@@ -168,8 +168,10 @@ class Ctx:
         )
 
     def goto(self, flow: str | None, step: str | None = None, **data: Any) -> None:
-        self.chat.flow, self.chat.step = flow, step
-        self.chat.data = dict(data) if flow else {}
+        chat, state = self.chat, dict(data) if flow else {}
+        if (chat.flow, chat.step, chat.data) == (flow, step, state):
+            return  # unchanged: the chat stays clean, so the flush and the commit have nothing to compare
+        chat.flow, chat.step, chat.data = flow, step, state
 
     async def notify(self, kind: str, text: str, **data: Any) -> None:
         debtor = self.linked
