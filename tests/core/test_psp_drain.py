@@ -215,7 +215,7 @@ async def test_fetch_threads_grow_while_fetches_wait_for_the_network(
 ) -> None:
     made = [await paid_checkout(db, provider, mollie, clock, 1_000 + i) for i in range(12)]
     ids = [psp.provider_id for _, psp in made]
-    mollie.latency = 0.02  # each answer waits 20 ms: the threads mostly wait, not work
+    mollie.latency = 0.1  # each answer waits 100 ms, as over the internet: the threads mostly wait
     assert provider.fetch_threads == 2  # where it starts
     got = await provider.get_payments(ids, concurrency=4)
     assert [g.id for g in got if isinstance(g, ProviderPayment)] == ids
