@@ -1,5 +1,5 @@
 """Fixtures of the channel tests: the fake SMTP server for e-mail (the fallback), a per-test rate limiter,
-the echoing conversation handler and the recorded back-off waits."""
+the echoing conversation handler, the recorded back-off waits and the fake Slack of the staff notices."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from core.messaging.ratelimit import RateLimiter
 from tests.bots.chat import EchoHandler, Waits
+from tests.fakes.slack import FakeSlack, fake_slack
 from tests.fakes.smtp import FakeSmtpServer, smtp_server
 
 
@@ -34,3 +35,9 @@ def handler() -> EchoHandler:
 @pytest.fixture
 def waits() -> Waits:
     return Waits()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with fake_slack() as server:
+        yield server

@@ -3,8 +3,6 @@ never fails the debtor's answer (bots/conversation.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import select
 
@@ -18,13 +16,7 @@ from core.events.models import Event
 from core.ports import FixedClock
 from tests import factories
 from tests.bots.slack.conftest import STAFF_CHANNEL, slack_settings
-from tests.fakes.slack import FakeSlack, fake_slack
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    async with fake_slack() as server:
-        yield server
+from tests.fakes.slack import FakeSlack
 
 
 async def notices_for(settings: Settings, slack: FakeSlack, db: Database, clock: FixedClock) -> StaffNotices:

@@ -94,14 +94,6 @@ async def wa() -> AsyncIterator[FakeWhatsAppApi]:
 
 
 @pytest.fixture
-async def slack() -> AsyncIterator[FakeSlack]:
-    from tests.fakes.slack import fake_slack
-
-    async with fake_slack() as server:
-        yield server
-
-
-@pytest.fixture
 def wa_settings(settings: Settings, slack: FakeSlack) -> Settings:
     return slack_settings(settings, slack).model_copy(
         update={
