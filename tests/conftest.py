@@ -10,6 +10,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
+from sqlalchemy import Table, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.deps import Services
 from api.main import create_app
@@ -141,22 +143,24 @@ async def committed(settings: Settings) -> AsyncIterator[Database]:
 
     Emptied afterwards, seeded tables excepted, so later tests start clean.
     """
-    from sqlalchemy import text
-
     from core.models import metadata
 
     db = Database.from_url(settings.database_url)
     try:
         yield db
     finally:
-        tables = [t for t in metadata.sorted_tables if t.name not in SEEDED]
         async with db.session_scope() as s:
-            if db.dialect == "postgresql":
-                await s.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)}"))
-            else:
-                for table in reversed(tables):
-                    await s.execute(table.delete())
+            await empty(s, [t for t in metadata.sorted_tables if t.name not in SEEDED])
         await db.dispose()
+
+
+async def empty(session: AsyncSession, tables: list[Table]) -> None:
+    """Delete every row of these tables (in ``metadata.sorted_tables`` order, parents first)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"TRUNCATE {', '.join(t.name for t in tables)}"))
+    else:
+        for table in reversed(tables):
+            await session.execute(table.delete())
 
 
 @pytest.fixture

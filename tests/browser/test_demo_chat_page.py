@@ -1,34 +1,30 @@
 """The demo chat page in headless Chromium (Debian's ``chromium``), driven by Playwright.
 
 The real app (``create_app``, as ``duebot serve`` builds it) runs under uvicorn in a thread on a free
-port, against the test database with committed data; the browser clicks and types as a newcomer would. Playwright's own browser
-downloads are not used: ``executable_path`` points at the system Chromium. Without it the test fails
-and says how to install it (``.ci/run`` installs it in CI).
+port (tests/serve.py), against the test database with committed data; the browser clicks and types
+as a newcomer would. Playwright's own browser downloads are not used: ``executable_path`` points at
+the system Chromium. Without it the test fails and says how to install it (``.ci/run`` installs it
+in CI).
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
-import socket
-import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
 from playwright.async_api import Page, async_playwright, expect
 
-from api.main import create_app
 from core.config import Settings
 from core.db import Database
 from core.ports import SystemClock
 from tests import factories
+from tests.serve import serving
 
 CHROMIUM = os.environ.get("DUEBOT_CHROMIUM", "/usr/bin/chromium")
-STARTUP_TIMEOUT = 20
 
 
 def _chromium() -> str:
@@ -43,24 +39,6 @@ def _chromium() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class _Server(uvicorn.Server):
-    """uvicorn in a thread of its own (its own event loop, database pool and Redis client)."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.up = threading.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.up.set()
-
-
 @pytest.fixture
 async def server(committed: Database, settings: Settings) -> AsyncIterator[str]:
     """The real app with the demo chat on, against the test database; its base URL once it listens."""
@@ -72,20 +50,8 @@ async def server(committed: Database, settings: Settings) -> AsyncIterator[str]:
     app_settings = settings.model_copy(
         update={"demo_chat": True, "creditor_name": "Acme", "creditor_iban": "NL91ABNA0417164300"}
     )
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(settings=app_settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    srv = _Server(config)
-    thread = threading.Thread(target=srv.run, name="duebot-browser-test", daemon=True)
-    thread.start()
-    try:
-        started = await asyncio.to_thread(srv.up.wait, STARTUP_TIMEOUT)
-        assert started, "the app did not start listening"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        await asyncio.to_thread(thread.join, STARTUP_TIMEOUT)
+    async with serving(app_settings, "duebot-browser-test") as url:
+        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,150 @@
+"""Every operation of the REST API, fuzzed from the app's own OpenAPI schema: no request gets a 5xx.
+
+Schemathesis (its ``st`` command, as a user would run it against a deployment) reads
+``/openapi.json`` from the real app, served under uvicorn on the test database (tests/serve.py), and
+sends each operation valid and invalid requests: the schema's examples, its boundary values
+(coverage) and generated ones (fuzzing; NUL bytes, huge numbers, wrong types and missing fields
+included). The check is ``not_a_server_error``: bad input gets a 4xx problem, never a 500. Path
+parameters are pinned to a seeded debtor and invoice, so that the operations on them reach their
+logic instead of answering 404. Generation is deterministic (``--generation-deterministic``): the
+same requests in every run, so a failure is reproducible and CI cannot turn red by chance.
+
+What the generated requests commit is undone afterwards: every table is emptied and the rows the
+migrations seeded (the default dunning and plan policies, which the fuzzer may have replaced) are
+put back as they were, and the jobs the app enqueued are flushed from the test Redis, so that later
+tests start as they would without this one.
+
+The webhooks are left out: their signatures refuse anything generated, and their bad input has
+tests of its own (test_mollie_webhook.py, tests/e2e, tests/bots/slack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from redis.asyncio import Redis
+from sqlalchemy import Table
+
+from core.config import Settings
+from core.db import Database
+from core.models import metadata
+from core.ports import SystemClock
+from tests import factories
+from tests.conftest import SEEDED, empty
+from tests.fakes.mollie import mollie_server
+from tests.serve import serving
+
+ST = Path(sys.executable).with_name("st")  # Schemathesis' command, installed with the dev extra
+DEBTOR, INVOICE = "FUZZ-1", "FUZZ-INV-1"
+CONFIG = f"""
+[[operations]]
+include-path-regex = "/debtors/\\\\{{"
+parameters = {{ "path.external_id" = "{DEBTOR}" }}
+
+[[operations]]
+include-path-regex = "/invoices/\\\\{{"
+parameters = {{ "path.external_id" = "{INVOICE}" }}
+"""
+
+
+SEEDED_TABLES: list[Table] = [t for t in metadata.sorted_tables if t.name in SEEDED]  # parents first
+
+
+async def _seeded_rows(db: Database) -> dict[str, list[dict[str, object]]]:
+    async with db.session_scope() as s:
+        return {
+            t.name: [dict(r._mapping) for r in (await s.execute(t.select())).all()] for t in SEEDED_TABLES
+        }
+
+
+async def _restore(db: Database, seeded: dict[str, list[dict[str, object]]]) -> None:
+    """Every table emptied, then the seeded rows as they were before the run."""
+    async with db.session_scope() as s:
+        await empty(s, metadata.sorted_tables)
+        for table in SEEDED_TABLES:
+            if seeded[table.name]:
+                await s.execute(table.insert(), seeded[table.name])
+
+
+@pytest.fixture
+async def served(committed: Database, settings: Settings, redis: Redis) -> AsyncIterator[tuple[str, str]]:
+    """The app with a PSP (the local fake Mollie) and a creditor IBAN, a debtor with an overdue
+    invoice, and an API key with every scope; (base URL, key)."""
+    seeded = await _seeded_rows(committed)
+    try:
+        async with _app(committed, settings) as served:
+            yield served
+    finally:
+        await _restore(committed, seeded)
+        await redis.flushdb()  # the jobs the app enqueued (the test Redis is the suite's alone)
+
+
+@asynccontextmanager
+async def _app(committed: Database, settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    today = SystemClock().today()
+    await factories.debtor(committed, DEBTOR, name="Fuzz B.V.", locale="nl")
+    await factories.invoice(
+        committed,
+        DEBTOR,
+        external_id=INVOICE,
+        number="FZ-1",
+        amount_minor=12_345,
+        due_date=today - timedelta(days=20),
+    )
+    key = await factories.api_key(committed, scopes=["*"], name="fuzz")
+    async with mollie_server() as mollie:
+        app_settings = settings.model_copy(
+            update={
+                "mollie_api_key": SecretStr("test_duebot"),
+                "mollie_api_base": mollie.url,
+                "creditor_name": "Acme B.V.",
+                "creditor_iban": "NL91ABNA0417164300",
+            }
+        )
+        async with serving(app_settings, "duebot-fuzz-test") as url:
+            yield url, key
+
+
+@pytest.mark.timeout(300)
+async def test_no_generated_request_gets_a_server_error(served: tuple[str, str], tmp_path: Path) -> None:
+    url, key = served
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(CONFIG)
+    proc = await asyncio.create_subprocess_exec(
+        str(ST),
+        "--config-file",
+        str(config),
+        "run",
+        f"{url}/openapi.json",
+        "--header",
+        f"Authorization: Bearer {key}",
+        "--checks",
+        "not_a_server_error",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--mode",
+        "all",
+        "--max-examples",
+        "15",
+        "--generation-deterministic",
+        "--exclude-path-regex",
+        "^/webhooks/",
+        "--request-timeout",
+        "20",
+        "--no-color",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    out, _ = await proc.communicate()
+    report = out.decode("utf-8", "replace")
+    assert proc.returncode == 0, report
+    tested = next(line for line in report.splitlines() if "Tested:" in line)
+    assert int(tested.split(":")[1]) >= 40, report  # the REST operations were reached, not a few
