@@ -31,6 +31,11 @@ def _currencies() -> frozenset[str]:
     return frozenset(codes)
 
 
+def currencies() -> frozenset[str]:
+    """The codes ``parse_currency`` accepts (the OpenAPI document lists them)."""
+    return _currencies()
+
+
 def is_currency(code: str) -> bool:
     return isinstance(code, str) and len(code) == 3 and code.isupper() and code in _currencies()
 

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from babel import Locale, UnknownLocaleError
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
-from core.money import MoneyError, parse_currency, parse_minor
+from core.money import MoneyError, currencies, parse_currency, parse_minor
 
 SUPPORTED_LOCALES = ("en", "nl")
 
@@ -32,8 +32,33 @@ def _amount_text(value: Any) -> str:
     return value
 
 
-Currency = Annotated[str, BeforeValidator(_currency)]
-AmountText = Annotated[str, BeforeValidator(_amount_text)]
+# What the OpenAPI document says of these fields is what they accept, so that a client generated
+# from it (or a fuzzer) sends what passes: the validators above stay the judges, with their messages.
+Currency = Annotated[
+    str,
+    BeforeValidator(_currency),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(currencies()),
+            "description": "an ISO 4217 code that is legal tender today",
+            "examples": ["EUR"],
+        }
+    ),
+]
+AmountText = Annotated[
+    str,
+    BeforeValidator(_amount_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^(0*[1-9][0-9]*(\.[0-9]+)?|0+\.[0-9]*[1-9][0-9]*)$",
+            "description": "more than zero, as a decimal string in the currency's units with at most"
+            " its minor digits",
+            "examples": ["12.50"],
+        }
+    ),
+]
 
 
 def minor_for(amount: str, info: ValidationInfo, currency_field: str = "currency") -> int | str:
@@ -97,9 +122,20 @@ def _phone(value: str) -> str:
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
-LocaleCode = Annotated[str, AfterValidator(_locale)]
-TimezoneName = Annotated[str, AfterValidator(_timezone)]
-Email = Annotated[str, Field(max_length=320), AfterValidator(_email)]
+LocaleCode = Annotated[
+    str,
+    AfterValidator(_locale),
+    Field(
+        json_schema_extra={
+            "pattern": "^(en|nl)([-_][A-Za-z]{2})?$",
+            "examples": ["nl", "en_GB"],
+        }
+    ),
+]
+TimezoneName = Annotated[
+    str, AfterValidator(_timezone), Field(json_schema_extra={"examples": ["Europe/Amsterdam"]})
+]
+Email = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"}), AfterValidator(_email)]
 Phone = Annotated[str, Field(max_length=32), AfterValidator(_phone)]
 ExternalId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@-]+$")]
 

@@ -92,12 +92,15 @@ class StageIn(BaseModel):
 
     key: str = Field(min_length=1, max_length=32, pattern=STAGE_KEY_PATTERN)
     offset_days: int = Field(ge=-60, le=365, description="days relative to the due date; negative is before")
-    template: str = Field(description=f"one of: {', '.join(TEMPLATE_NAMES)}")
-    tone: str = Field(description=f"one of: {', '.join(TONES)}")
+    template: str = Field(
+        description=f"one of: {', '.join(TEMPLATE_NAMES)}", json_schema_extra={"enum": list(TEMPLATE_NAMES)}
+    )
+    tone: str = Field(description=f"one of: {', '.join(TONES)}", json_schema_extra={"enum": list(TONES)})
     channels: list[str] = Field(
         min_length=1,
         max_length=len(CHANNEL_NAMES),
         description=f"the channel order, best first; each of: {', '.join(CHANNEL_NAMES)}",
+        json_schema_extra={"items": {"type": "string", "enum": list(CHANNEL_NAMES)}, "uniqueItems": True},
     )
     fee: FeeIn | None = None
     charge_interest: bool = Field(
@@ -168,7 +171,9 @@ class PolicyIn(BaseModel):
     max_messages_per_week: int = Field(default=3, ge=1, le=50, description="per debtor, all channels")
     min_gap_hours: int = Field(default=48, ge=0, le=720, description="between two messages to a debtor")
     interest_rate: str = Field(
-        default="0.00", description='statutory interest, percent a year, as a decimal string ("8.00")'
+        default="0.00",
+        description='statutory interest, percent a year, as a decimal string ("8.00"), at most 100',
+        json_schema_extra={"pattern": r"^[0-9]{1,3}(\.[0-9]{1,2})?$"},
     )
     promise_max_days: int = Field(default=30, ge=1, le=365, description="how far ahead a promise may lie")
     promise_grace_days: int = Field(

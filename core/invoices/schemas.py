@@ -59,7 +59,8 @@ class InvoiceIn(BaseModel):
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    invoices: list[InvoiceIn]
+    # The intake refuses an empty batch with its own problem (empty_batch); the schema says so too.
+    invoices: list[InvoiceIn] = Field(json_schema_extra={"minItems": 1})
 
 
 class DecisionIn(BaseModel):
