@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -19,7 +20,7 @@ from sqlmodel import col
 from core import audit
 from core.audit import SYSTEM, Actor
 from core.base import utcnow
-from core.bulk import among
+from core.bulk import among, chunk_size, chunks
 from core.dunning.models import DunningPolicy, DunningState, Promise, PromiseStatus
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.events.models import EventType
@@ -230,16 +231,18 @@ async def break_promises(session: AsyncSession, today: date) -> list[str]:
     return external_ids
 
 
-async def keep_promises(session: AsyncSession, invoice_ids: list[uuid.UUID]) -> None:
-    """Paid invoices keep their active promises."""
-    if invoice_ids:
+async def keep_promises(session: AsyncSession, invoice_ids: Sequence[uuid.UUID]) -> None:
+    """Paid invoices keep their active promises (in chunks: a bank statement can settle thousands)."""
+    ids = list(invoice_ids)
+    now = utcnow()
+    for part in chunks(ids, chunk_size(session)):
         await session.execute(
             update(Promise)
             .where(
                 and_(
-                    among(session, col(Promise.invoice_id), invoice_ids),
+                    among(session, col(Promise.invoice_id), part),
                     col(Promise.status) == PromiseStatus.active,
                 )
             )
-            .values(status=PromiseStatus.kept, resolved_at=utcnow())
+            .values(status=PromiseStatus.kept, resolved_at=now)
         )

@@ -1,8 +1,8 @@
-"""Many payments at once: the allocation rules of ``service.record_payment``, set-based.
+"""Many payments at once: the allocation rules of ``allocation`` (``record_payment``'s), set-based.
 
 A ``PaymentBook`` locks a set of debtors (in id order, so two books never deadlock), loads their
 invoices with the open amount per currency in two queries, and then allocates payments in memory,
-one after the other, exactly as ``record_payment`` would: to one invoice when one is named, else to
+one after the other with ``allocation.allocate``, as ``record_payment`` does: to one invoice when one is named, else to
 the debtor's payable invoices oldest due first; what is left becomes credit on the debtor's account.
 ``flush`` writes every payment, ledger entry, status change, kept promise, event and audit event in
 a handful of bulk statements. Callers see the open amounts move as they allocate, so a later
@@ -12,12 +12,12 @@ payment in the same batch sees what an earlier one settled.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -26,14 +26,10 @@ from core.audit import Actor
 from core.base import new_id, table_of, utcnow
 from core.bulk import among, chunk_size, chunks, copy_records
 from core.debtors.models import Debtor
-from core.dunning.models import Promise, PromiseStatus
-from core.events.models import EventType
-from core.events.service import emit_many
-from core.invoices import repository as invoice_repo
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
-from core.ledger.models import EntryKind, LedgerEntry, Payment
-from core.ledger.service import entry_row, post
-from core.money import Money
+from core.ledger.allocation import Settled, allocate, payment_audit, payment_entries, settle
+from core.ledger.entries import post
+from core.ledger.models import LedgerEntry, Payment
 
 _PAYABLE = frozenset(s.value for s in PAYABLE_STATUSES)
 PAYMENT_COLUMNS = (
@@ -89,7 +85,7 @@ class PaymentBook:
     by_number: dict[str, BookInvoice] = field(default_factory=dict)
     debtor_external_ids: dict[uuid.UUID, str] = field(default_factory=dict)
     payments: list[BookPayment] = field(default_factory=list)
-    settled: list[tuple[BookInvoice, str, uuid.UUID]] = field(default_factory=list)  # inv, before, payment
+    settled: list[Settled] = field(default_factory=list)
 
     def payable(self, debtor_id: uuid.UUID, currency: str) -> list[BookInvoice]:
         """As ``repository.payable_invoices``: payable, something open in the currency, oldest due first."""
@@ -117,20 +113,16 @@ class PaymentBook:
                 raise NotPayable(invoice.status)
             candidates = [c for c in candidates if c.id == invoice_id]
         payment = BookPayment(new_id(), debtor_id, amount_minor, currency, reference, received_on, [])
-        left = amount_minor
-        for cand in candidates:
-            if left == 0:
-                break
-            open_minor = cand.open.get(currency, 0)
-            take = min(left, open_minor)
-            left -= take
-            cand.open[currency] = open_minor - take
-            if take == open_minor:
-                self.settled.append((cand, cand.status, payment.id))
+        shares, rest = allocate(amount_minor, ((c, c.open.get(currency, 0)) for c in candidates))
+        for share in shares:
+            cand = share.invoice
+            cand.open[currency] -= share.take
+            if share.settles:
+                self.settled.append(Settled(cand.id, cand.external_id, cand.status, payment.id))
                 cand.status = InvoiceStatus.paid.value
-            payment.allocations.append((cand, take))
-        if left:
-            payment.allocations.append((None, left))
+            payment.allocations.append((cand, share.take))
+        if rest:
+            payment.allocations.append((None, rest))
         self.payments.append(payment)
         return payment
 
@@ -178,7 +170,6 @@ async def flush(session: AsyncSession, book: PaymentBook, *, actor: Actor, metho
     """Write what ``pay`` allocated, as ``record_payment`` would have, in bulk."""
     if not book.payments:
         return
-    kind = EntryKind.agency_payment if method == "agency" else EntryKind.payment
     now = utcnow()
     records = [
         (p.id, p.debtor_id, p.amount_minor, p.currency, method, p.reference, p.received_on, actor.label, now)
@@ -187,80 +178,37 @@ async def flush(session: AsyncSession, book: PaymentBook, *, actor: Actor, metho
     await copy_records(session, table_of(Payment), PAYMENT_COLUMNS, records)
     rows: list[dict[str, Any]] = []
     for p in book.payments:
-        for inv, take in p.allocations:
-            rows.append(
-                entry_row(
-                    kind=kind,
-                    debtor_id=p.debtor_id,
-                    amount_minor=take,
-                    currency=p.currency,
-                    effective_date=p.received_on,
-                    created_by=actor.label,
-                    invoice_id=inv.id if inv is not None else None,
-                    payment_id=p.id,
-                    description=p.reference
-                    if inv is not None
-                    else "unallocated: credit on the debtor's account",
-                )
-            )
+        shares = [(inv, take) for inv, take in p.allocations if inv is not None]
+        rows += payment_entries(
+            method=method,
+            debtor_id=p.debtor_id,
+            currency=p.currency,
+            received_on=p.received_on,
+            created_by=actor.label,
+            payment_id=p.id,
+            reference=p.reference,
+            shares=[(inv.id, take) for inv, take in shares],
+            rest=_rest(p),
+        )
     await post(session, rows)
-    settled = [inv.id for inv, _, _ in book.settled]
-    await invoice_repo.set_status(session, settled, InvoiceStatus.paid, now)
-    await _keep_promises(session, settled)
-    await emit_many(
-        session,
-        EventType.invoice_paid,
-        (
-            (inv.external_id, {"invoice": inv.external_id, "payment_id": str(pid)})
-            for inv, _, pid in book.settled
-        ),
-    )
     await audit.record_many(
         session, actor, "payment.recorded", "payment", (_audit(book, p, method) for p in book.payments)
     )
-    await audit.record_many(
-        session,
-        actor,
-        "invoice.paid",
-        "invoice",
-        (
-            (
-                inv.external_id,
-                {"status": before},
-                {"status": InvoiceStatus.paid.value, "payment_id": str(pid)},
-            )
-            for inv, before, pid in book.settled
-        ),
-    )
+    await settle(session, book.settled, actor=actor, now=now)
+
+
+def _rest(p: BookPayment) -> int:
+    return sum(take for inv, take in p.allocations if inv is None)
 
 
 def _audit(book: PaymentBook, p: BookPayment, method: str) -> tuple[object, None, dict[str, Any]]:
-    return (
-        p.id,
-        None,
-        {
-            "debtor": book.debtor_external_ids.get(p.debtor_id),
-            "amount": Money(p.amount_minor, p.currency).decimal_str,
-            "currency": p.currency,
-            "method": method,
-            "reference": p.reference,
-            "allocations": [
-                {
-                    "invoice": inv.external_id if inv is not None else None,
-                    "amount": Money(take, p.currency).decimal_str,
-                }
-                for inv, take in p.allocations
-            ],
-        },
+    after = payment_audit(
+        debtor=book.debtor_external_ids.get(p.debtor_id),
+        amount_minor=p.amount_minor,
+        currency=p.currency,
+        method=method,
+        reference=p.reference,
+        shares=[(inv.external_id, take) for inv, take in p.allocations if inv is not None],
+        rest=_rest(p),
     )
-
-
-async def _keep_promises(session: AsyncSession, invoice_ids: Sequence[uuid.UUID]) -> None:
-    """Paid invoices keep their active promises (``holds.keep_promises``, in chunks)."""
-    now = utcnow()
-    for part in chunks(list(invoice_ids), chunk_size(session)):
-        await session.execute(
-            update(Promise)
-            .where(among(session, col(Promise.invoice_id), part), col(Promise.status) == PromiseStatus.active)
-            .values(status=PromiseStatus.kept, resolved_at=now)
-        )
+    return (p.id, None, after)

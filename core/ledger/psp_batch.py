@@ -28,14 +28,10 @@ from core.audit import Actor
 from core.base import new_id, table_of, utcnow
 from core.bulk import among, insert_rows
 from core.debtors.models import Debtor
-from core.dunning.holds import keep_promises
-from core.events.models import EventType
-from core.events.service import emit_many
-from core.invoices import repository as invoice_repo
-from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
-from core.ledger.models import EntryKind, LedgerEntry, Payment
-from core.ledger.service import entry_row, post
-from core.money import Money
+from core.invoices.models import PAYABLE_STATUSES, Invoice
+from core.ledger.allocation import Settled, allocate, payment_audit, payment_entries, settle
+from core.ledger.entries import post
+from core.ledger.models import LedgerEntry, Payment
 
 
 @dataclass(frozen=True)
@@ -114,7 +110,7 @@ async def record_payments(
     now = utcnow()
     payments: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    settled: list[Any] = []
+    settled: list[Settled] = []
     recorded: list[tuple[object, None, dict[str, Any]]] = []
     for p in items:
         pid = new_id()
@@ -131,84 +127,36 @@ async def record_payments(
                 "created_at": now,
             }
         )
-        kind = EntryKind.agency_payment if p.method == "agency" else EntryKind.payment
         candidates = [c for c in payable.get(p.debtor_id, []) if c.currency == p.currency]
         if p.invoice_id is not None:
             candidates = [c for c in candidates if c.id == p.invoice_id]
-        allocations: list[dict[str, Any]] = []
-        left = p.amount_minor
-        for cand in candidates:
-            if left == 0:
-                break
-            take = min(left, int(cand.open_minor))
-            left -= take
-            if take == int(cand.open_minor):
-                settled.append((cand, pid))
-            rows.append(_row(kind, p, actor, take, pid, cand.id, p.reference))
-            allocations.append({"invoice": cand.external_id, "amount": Money(take, p.currency).decimal_str})
-        if left:
-            note = "unallocated: credit on the debtor's account"
-            rows.append(_row(kind, p, actor, left, pid, None, note))
-            allocations.append({"invoice": None, "amount": Money(left, p.currency).decimal_str})
-        recorded.append(
-            (
-                pid,
-                None,
-                {
-                    "debtor": external[p.debtor_id],
-                    "amount": Money(p.amount_minor, p.currency).decimal_str,
-                    "currency": p.currency,
-                    "method": p.method,
-                    "reference": p.reference,
-                    "allocations": allocations,
-                },
-            )
+        shares, rest = allocate(p.amount_minor, ((c, int(c.open_minor)) for c in candidates))
+        rows += payment_entries(
+            method=p.method,
+            debtor_id=p.debtor_id,
+            currency=p.currency,
+            received_on=p.received_on,
+            created_by=actor.label,
+            payment_id=pid,
+            reference=p.reference,
+            shares=[(s.invoice.id, s.take) for s in shares],
+            rest=rest,
         )
+        settled += [
+            Settled(s.invoice.id, s.invoice.external_id, s.invoice.status, pid) for s in shares if s.settles
+        ]
+        after = payment_audit(
+            debtor=external[p.debtor_id],
+            amount_minor=p.amount_minor,
+            currency=p.currency,
+            method=p.method,
+            reference=p.reference,
+            shares=[(s.invoice.external_id, s.take) for s in shares],
+            rest=rest,
+        )
+        recorded.append((pid, None, after))
     await insert_rows(session, table_of(Payment), payments)
     await post(session, rows)
-    settled_ids = [c.id for c, _ in settled]
-    await invoice_repo.set_status(session, settled_ids, InvoiceStatus.paid, now)
-    await keep_promises(session, settled_ids)
-    await emit_many(
-        session,
-        EventType.invoice_paid,
-        ((c.external_id, {"invoice": c.external_id, "payment_id": str(pid)}) for c, pid in settled),
-    )
     await audit.record_many(session, actor, "payment.recorded", "payment", recorded)
-    await audit.record_many(
-        session,
-        actor,
-        "invoice.paid",
-        "invoice",
-        (
-            (
-                c.external_id,
-                {"status": c.status},
-                {"status": InvoiceStatus.paid.value, "payment_id": str(pid)},
-            )
-            for c, pid in settled
-        ),
-    )
+    await settle(session, settled, actor=actor, now=now)
     return [row["id"] for row in payments]
-
-
-def _row(
-    kind: EntryKind,
-    p: NewPayment,
-    actor: Actor,
-    amount: int,
-    payment_id: uuid.UUID,
-    invoice_id: uuid.UUID | None,
-    description: str | None,
-) -> dict[str, Any]:
-    return entry_row(
-        kind=kind,
-        debtor_id=p.debtor_id,
-        amount_minor=amount,
-        currency=p.currency,
-        effective_date=p.received_on,
-        created_by=actor.label,
-        invoice_id=invoice_id,
-        payment_id=payment_id,
-        description=description,
-    )

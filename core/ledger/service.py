@@ -3,68 +3,27 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit
 from core.audit import Actor
-from core.base import new_id, table_of, utcnow
-from core.bulk import insert_rows
+from core.base import utcnow
 from core.debtors import repository as debtor_repo
 from core.debtors.models import Debtor
-from core.dunning.holds import keep_promises
 from core.dunning.lifecycle import follow_invoice_status
 from core.errors import Conflict, FieldError, InvalidInput
-from core.events.models import EventType
-from core.events.service import emit_many
 from core.invoices import repository as invoice_repo
 from core.invoices.models import PAYABLE_STATUSES, InvoiceStatus
 from core.ledger import repository as repo
-from core.ledger.models import SIGN, CreditNote, EntryKind, LedgerEntry, Payment
+from core.ledger.allocation import Settled, allocate, payment_audit, payment_entries, settle
+from core.ledger.entries import entry_row as entry_row  # callers book through the service
+from core.ledger.entries import post as post
+from core.ledger.models import CreditNote, EntryKind, Payment
 from core.ledger.schemas import CreditNoteIn, PaymentIn
 from core.money import Money, parse_minor
-
-
-def entry_row(
-    *,
-    kind: EntryKind,
-    debtor_id: uuid.UUID,
-    amount_minor: int,
-    currency: str,
-    effective_date: date,
-    created_by: str,
-    invoice_id: uuid.UUID | None = None,
-    payment_id: uuid.UUID | None = None,
-    credit_note_id: uuid.UUID | None = None,
-    description: str | None = None,
-) -> dict[str, Any]:
-    """A ledger row; ``amount_minor`` is the positive size, the kind gives the sign."""
-    if amount_minor < 0:
-        raise ValueError("pass the unsigned amount; the entry kind carries the sign")
-    return {
-        "id": new_id(),
-        "debtor_id": debtor_id,
-        "invoice_id": invoice_id,
-        "payment_id": payment_id,
-        "credit_note_id": credit_note_id,
-        "kind": kind.value,
-        "amount_minor": SIGN[kind] * amount_minor,
-        "currency": currency,
-        "effective_date": effective_date,
-        "description": description,
-        "created_by": created_by,
-        "created_at": utcnow(),
-    }
-
-
-async def post(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> int:
-    """Append entries. There is no update and no delete: corrections are new entries."""
-    return await insert_rows(session, table_of(LedgerEntry), rows)
-
 
 # --------------------------------------------------------------------------- balances
 
@@ -212,7 +171,6 @@ async def record_payment(
             )
         candidates = [c for c in candidates if c.id == invoice.id]
 
-    kind = EntryKind.agency_payment if data.method == "agency" else EntryKind.payment
     payment = Payment(
         debtor_id=debtor.id,
         amount_minor=amount,
@@ -225,56 +183,19 @@ async def record_payment(
     session.add(payment)
     await session.flush()
 
-    rows: list[dict[str, Any]] = []
-    allocations: list[Allocation] = []
-    settled: list[uuid.UUID] = []
-    left = amount
-    for cand in candidates:
-        if left == 0:
-            break
-        take = min(left, int(cand.open_minor))
-        left -= take
-        if take == int(cand.open_minor):
-            settled.append(cand.id)
-        rows.append(
-            entry_row(
-                kind=kind,
-                debtor_id=debtor.id,
-                amount_minor=take,
-                currency=data.currency,
-                effective_date=payment.received_on,
-                created_by=actor.label,
-                invoice_id=cand.id,
-                payment_id=payment.id,
-                description=data.reference,
-            )
-        )
-        allocations.append(Allocation(cand.external_id, Money(take, data.currency)))
-    if left:
-        rows.append(
-            entry_row(
-                kind=kind,
-                debtor_id=debtor.id,
-                amount_minor=left,
-                currency=data.currency,
-                effective_date=payment.received_on,
-                created_by=actor.label,
-                payment_id=payment.id,
-                description="unallocated: credit on the debtor's account",
-            )
-        )
-        allocations.append(Allocation(None, Money(left, data.currency)))
-    await post(session, rows)
-    now = utcnow()
-    await invoice_repo.set_status(session, settled, InvoiceStatus.paid, now)
-    await keep_promises(session, settled)
-    await emit_many(
+    shares, rest = allocate(amount, ((c, int(c.open_minor)) for c in candidates))
+    await post(
         session,
-        EventType.invoice_paid,
-        (
-            (c.external_id, {"invoice": c.external_id, "payment_id": str(payment.id)})
-            for c in candidates
-            if c.id in settled
+        payment_entries(
+            method=data.method,
+            debtor_id=debtor.id,
+            currency=data.currency,
+            received_on=payment.received_on,
+            created_by=actor.label,
+            payment_id=payment.id,
+            reference=data.reference,
+            shares=[(s.invoice.id, s.take) for s in shares],
+            rest=rest,
         ),
     )
     await audit.record(
@@ -283,32 +204,25 @@ async def record_payment(
         "payment.recorded",
         "payment",
         payment.id,
-        after={
-            "debtor": debtor.external_id,
-            "amount": Money(amount, data.currency).decimal_str,
-            "currency": data.currency,
-            "method": data.method,
-            "reference": data.reference,
-            "allocations": [
-                {"invoice": a.invoice_external_id, "amount": a.amount.decimal_str} for a in allocations
-            ],
-        },
-    )
-    by_id = {c.id: c for c in candidates}
-    await audit.record_many(
-        session,
-        actor,
-        "invoice.paid",
-        "invoice",
-        (
-            (
-                by_id[i].external_id,
-                {"status": by_id[i].status},
-                {"status": InvoiceStatus.paid.value, "payment_id": str(payment.id)},
-            )
-            for i in settled
+        after=payment_audit(
+            debtor=debtor.external_id,
+            amount_minor=amount,
+            currency=data.currency,
+            method=data.method,
+            reference=data.reference,
+            shares=[(s.invoice.external_id, s.take) for s in shares],
+            rest=rest,
         ),
     )
+    paid = [
+        Settled(s.invoice.id, s.invoice.external_id, s.invoice.status, payment.id)
+        for s in shares
+        if s.settles
+    ]
+    await settle(session, paid, actor=actor, now=utcnow())
+    allocations = [Allocation(s.invoice.external_id, Money(s.take, data.currency)) for s in shares]
+    if rest:
+        allocations.append(Allocation(None, Money(rest, data.currency)))
     return PaymentResult(payment, allocations)
 
 
