@@ -38,6 +38,7 @@ from core.invoices import repository as invoice_repo
 from core.invoices.models import Invoice, InvoiceStatus
 from core.ledger import repository as ledger_repo
 from core.ledger import service as ledger
+from core.ledger.allocation import allocate
 from core.ledger.models import EntryKind
 from core.ledger.schemas import PaymentIn
 from core.money import Money
@@ -293,19 +294,12 @@ async def _post_chargeback(session: AsyncSession, psp: PspPayment, amount: int, 
     reopen the invoices that are owed again."""
     assert psp.ledger_payment_id is not None
     await debtor_repo.lock(session, psp.debtor_id)
-    rows: list[dict[str, Any]] = []
-    reopened: list[uuid.UUID] = []
-    left = amount
-    for invoice_id, allocated in reversed(await repo.allocations(session, psp.ledger_payment_id)):
-        if left == 0:
-            break
-        take = min(left, allocated)
-        left -= take
-        reopened.append(invoice_id)
-        rows.append(_chargeback_row(psp, take, today, invoice_id))
+    shares, left = allocate(amount, reversed(await repo.allocations(session, psp.ledger_payment_id)))
+    rows = [_chargeback_row(psp, s.take, today, s.invoice) for s in shares]
     if left:
         rows.append(_chargeback_row(psp, left, today, None))
     await ledger.post(session, rows)
+    reopened = [s.invoice for s in shares]
     reopen = []
     for invoice_id in reopened:
         invoice = await session.get(Invoice, invoice_id)
