@@ -5,8 +5,9 @@ Schemathesis (its ``st`` command, as a user would run it against a deployment) r
 sends each operation valid and invalid requests: the schema's examples, its boundary values
 (coverage) and generated ones (fuzzing; NUL bytes, huge numbers, wrong types and missing fields
 included). The check is ``not_a_server_error``: bad input gets a 4xx problem, never a 500. Path
-parameters are pinned to a seeded debtor and invoice, so that the operations on them reach their
-logic instead of answering 404. Generation is deterministic (``--generation-deterministic``): the
+parameters are pinned to seeded objects (a debtor, an invoice with its PDF, a batch waiting for
+approval, a plan waiting for staff, an unmatched bank line, the default policies), so that the
+operations on them reach their logic instead of answering 404. Generation is deterministic (``--generation-deterministic``): the
 same requests in every run, so a failure is reproducible and CI cannot turn red by chance.
 
 What the generated requests commit is undone afterwards: every table is emptied and the rows the
@@ -24,9 +25,11 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -43,15 +46,25 @@ from tests.serve import serving
 
 ST = Path(sys.executable).with_name("st")  # Schemathesis' command, installed with the dev extra
 DEBTOR, INVOICE = "FUZZ-1", "FUZZ-INV-1"
-CONFIG = f"""
-[[operations]]
-include-path-regex = "/debtors/\\\\{{"
-parameters = {{ "path.external_id" = "{DEBTOR}" }}
+PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+BANK_FILE = Path(__file__).parents[1] / "data" / "bank" / "camt053_2026-11-23.xml"
 
-[[operations]]
-include-path-regex = "/invoices/\\\\{{"
-parameters = {{ "path.external_id" = "{INVOICE}" }}
-"""
+
+@dataclass(frozen=True)
+class Served:
+    """The app's address, an API key with every scope, and the ids the path parameters are pinned to."""
+
+    url: str
+    key: str
+    pins: dict[str, dict[str, str]]  # path regex → parameter → value
+
+    def config(self) -> str:
+        """Schemathesis' configuration: every operation under a pinned path gets the seeded object."""
+        blocks = []
+        for regex, params in self.pins.items():
+            values = ", ".join(f'"path.{name}" = "{value}"' for name, value in params.items())
+            blocks.append(f'[[operations]]\ninclude-path-regex = "{regex}"\nparameters = {{ {values} }}\n')
+        return "\n".join(blocks)
 
 
 SEEDED_TABLES: list[Table] = [t for t in metadata.sorted_tables if t.name in SEEDED]  # parents first
@@ -74,9 +87,10 @@ async def _restore(db: Database, seeded: dict[str, list[dict[str, object]]]) -> 
 
 
 @pytest.fixture
-async def served(committed: Database, settings: Settings, redis: Redis) -> AsyncIterator[tuple[str, str]]:
+async def served(committed: Database, settings: Settings, redis: Redis) -> AsyncIterator[Served]:
     """The app with a PSP (the local fake Mollie) and a creditor IBAN, a debtor with an overdue
-    invoice, and an API key with every scope; (base URL, key)."""
+    invoice (with its PDF), a batch waiting for approval, a plan waiting for staff, an unmatched
+    bank line, and an API key with every scope."""
     seeded = await _seeded_rows(committed)
     try:
         async with _app(committed, settings) as served:
@@ -87,7 +101,7 @@ async def served(committed: Database, settings: Settings, redis: Redis) -> Async
 
 
 @asynccontextmanager
-async def _app(committed: Database, settings: Settings) -> AsyncIterator[tuple[str, str]]:
+async def _app(committed: Database, settings: Settings) -> AsyncIterator[Served]:
     today = SystemClock().today()
     await factories.debtor(committed, DEBTOR, name="Fuzz B.V.", locale="nl")
     await factories.invoice(
@@ -97,7 +111,9 @@ async def _app(committed: Database, settings: Settings) -> AsyncIterator[tuple[s
         number="FZ-1",
         amount_minor=12_345,
         due_date=today - timedelta(days=20),
+        pdf=PDF,
     )
+    pending = await factories.batch(committed, [factories.invoice_row(DEBTOR)], approve=False)
     key = await factories.api_key(committed, scopes=["*"], name="fuzz")
     async with mollie_server() as mollie:
         app_settings = settings.model_copy(
@@ -109,14 +125,38 @@ async def _app(committed: Database, settings: Settings) -> AsyncIterator[tuple[s
             }
         )
         async with serving(app_settings, "duebot-fuzz-test") as url:
-            yield url, key
+            auth = {"Authorization": f"Bearer {key}"}
+            async with httpx.AsyncClient(base_url=f"{url}/api/v1", headers=auth) as api:
+                plan = await api.post(f"/debtors/{DEBTOR}/plans", json={"instalments": 36})
+                assert plan.status_code in (200, 201) and plan.json()["state"] == "pending_approval", (
+                    plan.text
+                )
+                statement = await api.post(
+                    "/bank-statements",
+                    content=BANK_FILE.read_bytes(),
+                    headers={"Content-Type": "application/xml"},
+                )
+                assert statement.status_code == 201, statement.text
+                lines = (await api.get("/bank-lines", params={"status": "unmatched"})).json()["lines"]
+            yield Served(
+                url,
+                key,
+                {
+                    "/debtors/\\\\{": {"external_id": DEBTOR},
+                    "/invoices/\\\\{": {"external_id": INVOICE},
+                    "/invoice-batches/\\\\{": {"batch_id": str(pending.id)},
+                    "/plans/\\\\{": {"plan_id": plan.json()["plan_id"]},
+                    "/bank-lines/\\\\{": {"line_id": lines[0]["id"]},
+                    "/policies/\\\\{": {"segment": "default"},
+                },
+            )
 
 
 @pytest.mark.timeout(300)
-async def test_no_generated_request_gets_a_server_error(served: tuple[str, str], tmp_path: Path) -> None:
-    url, key = served
+async def test_no_generated_request_gets_a_server_error(served: Served, tmp_path: Path) -> None:
+    url, key = served.url, served.key
     config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG)
+    config.write_text(served.config())
     proc = await asyncio.create_subprocess_exec(
         str(ST),
         "--config-file",
