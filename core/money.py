@@ -19,8 +19,9 @@ _AMOUNT = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")  # guards against absurd am
 
 
 @lru_cache(maxsize=1)
-def _currencies() -> frozenset[str]:
-    """ISO 4217 codes that are legal tender somewhere today (CLDR via babel).
+def currencies() -> frozenset[str]:
+    """ISO 4217 codes that are legal tender somewhere today (CLDR via babel): what ``parse_currency``
+    accepts, and what the OpenAPI document lists.
 
     Withdrawn codes (DEM, NLG), funds and metals (XAU) and the ISO testing code are not money we invoice in.
     """
@@ -31,13 +32,8 @@ def _currencies() -> frozenset[str]:
     return frozenset(codes)
 
 
-def currencies() -> frozenset[str]:
-    """The codes ``parse_currency`` accepts (the OpenAPI document lists them)."""
-    return _currencies()
-
-
 def is_currency(code: str) -> bool:
-    return isinstance(code, str) and len(code) == 3 and code.isupper() and code in _currencies()
+    return isinstance(code, str) and len(code) == 3 and code.isupper() and code in currencies()
 
 
 @lru_cache(maxsize=512)

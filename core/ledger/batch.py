@@ -75,7 +75,8 @@ class BookPayment:
     currency: str
     reference: str | None
     received_on: date
-    allocations: list[tuple[BookInvoice | None, int]]
+    shares: list[tuple[BookInvoice, int]] = field(default_factory=list)  # (invoice, amount taken)
+    rest: int = 0  # credit on the debtor's account
 
 
 @dataclass
@@ -112,7 +113,7 @@ class PaymentBook:
             if invoice.status not in _PAYABLE and invoice.status != InvoiceStatus.paid:
                 raise NotPayable(invoice.status)
             candidates = [c for c in candidates if c.id == invoice_id]
-        payment = BookPayment(new_id(), debtor_id, amount_minor, currency, reference, received_on, [])
+        payment = BookPayment(new_id(), debtor_id, amount_minor, currency, reference, received_on)
         shares, rest = allocate(amount_minor, ((c, c.open.get(currency, 0)) for c in candidates))
         for share in shares:
             cand = share.invoice
@@ -120,9 +121,8 @@ class PaymentBook:
             if share.settles:
                 self.settled.append(Settled(cand.id, cand.external_id, cand.status, payment.id))
                 cand.status = InvoiceStatus.paid.value
-            payment.allocations.append((cand, share.take))
-        if rest:
-            payment.allocations.append((None, rest))
+            payment.shares.append((cand, share.take))
+        payment.rest = rest
         self.payments.append(payment)
         return payment
 
@@ -178,7 +178,6 @@ async def flush(session: AsyncSession, book: PaymentBook, *, actor: Actor, metho
     await copy_records(session, table_of(Payment), PAYMENT_COLUMNS, records)
     rows: list[dict[str, Any]] = []
     for p in book.payments:
-        shares = [(inv, take) for inv, take in p.allocations if inv is not None]
         rows += payment_entries(
             method=method,
             debtor_id=p.debtor_id,
@@ -187,18 +186,14 @@ async def flush(session: AsyncSession, book: PaymentBook, *, actor: Actor, metho
             created_by=actor.label,
             payment_id=p.id,
             reference=p.reference,
-            shares=[(inv.id, take) for inv, take in shares],
-            rest=_rest(p),
+            shares=[(inv.id, take) for inv, take in p.shares],
+            rest=p.rest,
         )
     await post(session, rows)
     await audit.record_many(
         session, actor, "payment.recorded", "payment", (_audit(book, p, method) for p in book.payments)
     )
     await settle(session, book.settled, actor=actor, now=now)
-
-
-def _rest(p: BookPayment) -> int:
-    return sum(take for inv, take in p.allocations if inv is None)
 
 
 def _audit(book: PaymentBook, p: BookPayment, method: str) -> tuple[object, None, dict[str, Any]]:
@@ -208,7 +203,7 @@ def _audit(book: PaymentBook, p: BookPayment, method: str) -> tuple[object, None
         currency=p.currency,
         method=method,
         reference=p.reference,
-        shares=[(inv.external_id, take) for inv, take in p.allocations if inv is not None],
-        rest=_rest(p),
+        shares=[(inv.external_id, take) for inv, take in p.shares],
+        rest=p.rest,
     )
     return (p.id, None, after)
