@@ -34,7 +34,7 @@ from core.ledger.entries import entry_row
 from core.ledger.models import EntryKind
 from core.money import Money
 
-CREDIT_NOTE = "unallocated: credit on the debtor's account"
+CREDIT_DESCRIPTION = "unallocated: credit on the debtor's account"  # the entry of money no invoice took
 
 K = TypeVar("K")
 
@@ -92,7 +92,7 @@ def payment_entries(
         for invoice_id, take in shares
     ]
     if rest:
-        rows.append(entry_row(amount_minor=rest, description=CREDIT_NOTE, **common))
+        rows.append(entry_row(amount_minor=rest, description=CREDIT_DESCRIPTION, **common))
     return rows
 
 
