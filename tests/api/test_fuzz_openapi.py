@@ -6,7 +6,8 @@ sends each operation valid and invalid requests: the schema's examples, its boun
 (coverage) and generated ones (fuzzing; NUL bytes, huge numbers, wrong types and missing fields
 included). The check is ``not_a_server_error``: bad input gets a 4xx problem, never a 500. Path
 parameters are pinned to seeded objects (a debtor, an invoice with its PDF, a batch waiting for
-approval, a plan waiting for staff, an unmatched bank line, the default policies), so that the
+approval, a plan waiting for staff, an unmatched bank line, a refund waiting for its second
+approver, the default policies), so that the
 operations on them reach their logic instead of answering 404. Generation is deterministic (``--generation-deterministic``): the
 same requests in every run, so a failure is reproducible and CI cannot turn red by chance.
 
@@ -26,7 +27,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -38,14 +39,17 @@ from sqlalchemy import Table
 from core.config import Settings
 from core.db import Database
 from core.models import metadata
-from core.ports import SystemClock
+from core.payments import events
+from core.payments.providers.mollie import MollieProvider
+from core.ports import FixedClock, SystemClock
 from tests import factories
 from tests.conftest import SEEDED, empty
-from tests.fakes.mollie import mollie_server
+from tests.core.test_psp_payments import checkout_for
+from tests.fakes.mollie import FakeMollie, mollie_server
 from tests.serve import serving
 
 ST = Path(sys.executable).with_name("st")  # Schemathesis' command, installed with the dev extra
-DEBTOR, INVOICE = "FUZZ-1", "FUZZ-INV-1"
+DEBTOR, INVOICE, PAID = "FUZZ-1", "FUZZ-INV-1", "FUZZ-INV-PAID"
 PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
 BANK_FILE = Path(__file__).parents[1] / "data" / "bank" / "camt053_2026-11-23.xml"
 
@@ -90,7 +94,8 @@ async def _restore(db: Database, seeded: dict[str, list[dict[str, object]]]) -> 
 async def served(committed: Database, settings: Settings, redis: Redis) -> AsyncIterator[Served]:
     """The app with a PSP (the local fake Mollie) and a creditor IBAN, a debtor with an overdue
     invoice (with its PDF), a batch waiting for approval, a plan waiting for staff, an unmatched
-    bank line, and an API key with every scope."""
+    bank line, a paid Mollie payment with a refund waiting for its second approver, and an API key
+    with every scope."""
     seeded = await _seeded_rows(committed)
     try:
         async with _app(committed, settings) as served:
@@ -113,6 +118,7 @@ async def _app(committed: Database, settings: Settings) -> AsyncIterator[Served]
         due_date=today - timedelta(days=20),
         pdf=PDF,
     )
+    await factories.invoice(committed, DEBTOR, external_id=PAID, number="FZ-2", amount_minor=5_000)
     pending = await factories.batch(committed, [factories.invoice_row(DEBTOR)], approve=False)
     key = await factories.api_key(committed, scopes=["*"], name="fuzz")
     async with mollie_server() as mollie:
@@ -122,8 +128,10 @@ async def _app(committed: Database, settings: Settings) -> AsyncIterator[Served]
                 "mollie_api_base": mollie.url,
                 "creditor_name": "Acme B.V.",
                 "creditor_iban": "NL91ABNA0417164300",
+                "refund_second_approval_above": "1.00",  # the seeded refund waits for a second approver
             }
         )
+        paid = await _paid_by_mollie(committed, app_settings, mollie)
         async with serving(app_settings, "duebot-fuzz-test") as url:
             auth = {"Authorization": f"Bearer {key}"}
             async with httpx.AsyncClient(base_url=f"{url}/api/v1", headers=auth) as api:
@@ -138,6 +146,17 @@ async def _app(committed: Database, settings: Settings) -> AsyncIterator[Served]
                 )
                 assert statement.status_code == 201, statement.text
                 lines = (await api.get("/bank-lines", params={"status": "unmatched"})).json()["lines"]
+                refund = await api.post(
+                    "/refunds",
+                    json={
+                        "payment_id": paid,
+                        "currency": "EUR",
+                        "amount": "10.00",
+                        "reason": "fuzz",
+                        "requested_by": "fuzz.staff",
+                    },
+                )
+                assert refund.json()["needs_second_approval"], refund.text
             yield Served(
                 url,
                 key,
@@ -148,8 +167,20 @@ async def _app(committed: Database, settings: Settings) -> AsyncIterator[Served]
                     "/plans/\\\\{": {"plan_id": plan.json()["plan_id"]},
                     "/bank-lines/\\\\{": {"line_id": lines[0]["id"]},
                     "/policies/\\\\{": {"segment": "default"},
+                    "/refunds/\\\\{": {"refund_id": refund.json()["id"]},
                 },
             )
+
+
+async def _paid_by_mollie(db: Database, settings: Settings, mollie: FakeMollie) -> str:
+    """A Mollie checkout for the PAID invoice, paid at the fake and posted as the worker would; its id."""
+    provider = MollieProvider.from_settings(settings, timeout=(1, 1))
+    clock = FixedClock(datetime.now(UTC))
+    psp = await checkout_for(db, provider, PAID, clock)
+    mollie.set_status(psp.provider_id, "paid")
+    await events.record(db, "mollie", psp.provider_id, clock)
+    await events.drain(db, provider, clock)
+    return psp.provider_id
 
 
 @pytest.mark.timeout(300)
