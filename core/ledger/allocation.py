@@ -6,9 +6,8 @@ candidate invoices their own way, then share what follows:
 
 * ``allocate``: oldest due first (the caller orders the candidates), each invoice takes what is
   open on it until the money runs out; what is left is credit on the debtor's account;
-* ``payment_entries``: the ledger entries of one payment, one per invoice it went to and one for
-  the credit;
-* ``payment_audit``: what the audit trail says of the payment;
+* ``Booked``: one allocated payment, its ledger entries (one per invoice it went to and one for
+  the credit) and what the audit trail says of it;
 * ``settle``: the invoices it paid in full become paid (their dunning stops and their promises are
   kept), with an ``invoice.paid`` event and an audit event each.
 """
@@ -61,65 +60,59 @@ def allocate(amount_minor: int, candidates: Iterable[tuple[K, int]]) -> tuple[li
     return shares, left
 
 
-def payment_kind(method: str) -> EntryKind:
-    return EntryKind.agency_payment if method == "agency" else EntryKind.payment
+@dataclass(frozen=True)
+class Booked:
+    """One allocated payment: what it writes to the ledger (``entries``) and to the audit trail
+    (``audit``), from one set of facts."""
 
+    payment_id: uuid.UUID
+    debtor_id: uuid.UUID
+    debtor: str | None  # the debtor's external id, for the audit trail
+    amount_minor: int
+    currency: str
+    method: str
+    reference: str | None
+    received_on: date
+    created_by: str
+    shares: Sequence[tuple[uuid.UUID, str, int]]  # (invoice id, invoice external id, amount taken)
+    rest: int  # credit on the debtor's account
 
-def payment_entries(
-    *,
-    method: str,
-    debtor_id: uuid.UUID,
-    currency: str,
-    received_on: date,
-    created_by: str,
-    payment_id: uuid.UUID,
-    reference: str | None,
-    shares: Sequence[tuple[uuid.UUID, int]],
-    rest: int,
-) -> list[dict[str, Any]]:
-    """The ledger rows of one payment: (invoice id, amount) per share, then the rest as credit."""
-    kind = payment_kind(method)
-    common: dict[str, Any] = {
-        "kind": kind,
-        "debtor_id": debtor_id,
-        "currency": currency,
-        "effective_date": received_on,
-        "created_by": created_by,
-        "payment_id": payment_id,
-    }
-    rows = [
-        entry_row(amount_minor=take, invoice_id=invoice_id, description=reference, **common)
-        for invoice_id, take in shares
-    ]
-    if rest:
-        rows.append(entry_row(amount_minor=rest, description=CREDIT_DESCRIPTION, **common))
-    return rows
+    def entries(self) -> list[dict[str, Any]]:
+        """One entry per invoice the payment went to, then the rest as credit."""
+        common: dict[str, Any] = {
+            "kind": EntryKind.agency_payment if self.method == "agency" else EntryKind.payment,
+            "debtor_id": self.debtor_id,
+            "currency": self.currency,
+            "effective_date": self.received_on,
+            "created_by": self.created_by,
+            "payment_id": self.payment_id,
+        }
+        rows = [
+            entry_row(amount_minor=take, invoice_id=invoice_id, description=self.reference, **common)
+            for invoice_id, _, take in self.shares
+        ]
+        if self.rest:
+            rows.append(entry_row(amount_minor=self.rest, description=CREDIT_DESCRIPTION, **common))
+        return rows
 
-
-def payment_audit(
-    *,
-    debtor: str | None,
-    amount_minor: int,
-    currency: str,
-    method: str,
-    reference: str | None,
-    shares: Sequence[tuple[str, int]],
-    rest: int,
-) -> dict[str, Any]:
-    """The ``payment.recorded`` audit record: (invoice external id, amount) per share, then the rest."""
-    allocations: list[tuple[str | None, int]] = list(shares)
-    if rest:
-        allocations.append((None, rest))
-    return {
-        "debtor": debtor,
-        "amount": Money(amount_minor, currency).decimal_str,
-        "currency": currency,
-        "method": method,
-        "reference": reference,
-        "allocations": [
-            {"invoice": invoice, "amount": Money(take, currency).decimal_str} for invoice, take in allocations
-        ],
-    }
+    def audit(self) -> dict[str, Any]:
+        """The ``payment.recorded`` audit record."""
+        allocations: list[tuple[str | None, int]] = [
+            (external_id, take) for _, external_id, take in self.shares
+        ]
+        if self.rest:
+            allocations.append((None, self.rest))
+        return {
+            "debtor": self.debtor,
+            "amount": Money(self.amount_minor, self.currency).decimal_str,
+            "currency": self.currency,
+            "method": self.method,
+            "reference": self.reference,
+            "allocations": [
+                {"invoice": invoice, "amount": Money(take, self.currency).decimal_str}
+                for invoice, take in allocations
+            ],
+        }
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -27,7 +26,7 @@ from core.base import new_id, table_of, utcnow
 from core.bulk import among, chunk_size, chunks, copy_records
 from core.debtors.models import Debtor
 from core.invoices.models import PAYABLE_STATUSES, Invoice, InvoiceStatus
-from core.ledger.allocation import Settled, allocate, payment_audit, payment_entries, settle
+from core.ledger.allocation import Booked, Settled, allocate, settle
 from core.ledger.entries import post
 from core.ledger.models import LedgerEntry, Payment
 
@@ -176,34 +175,24 @@ async def flush(session: AsyncSession, book: PaymentBook, *, actor: Actor, metho
         for p in book.payments
     ]
     await copy_records(session, table_of(Payment), PAYMENT_COLUMNS, records)
-    rows: list[dict[str, Any]] = []
-    for p in book.payments:
-        rows += payment_entries(
-            method=method,
+    booked = [
+        Booked(
+            payment_id=p.id,
             debtor_id=p.debtor_id,
+            debtor=book.debtor_external_ids.get(p.debtor_id),
+            amount_minor=p.amount_minor,
             currency=p.currency,
+            method=method,
+            reference=p.reference,
             received_on=p.received_on,
             created_by=actor.label,
-            payment_id=p.id,
-            reference=p.reference,
-            shares=[(inv.id, take) for inv, take in p.shares],
+            shares=[(inv.id, inv.external_id, take) for inv, take in p.shares],
             rest=p.rest,
         )
-    await post(session, rows)
+        for p in book.payments
+    ]
+    await post(session, [row for b in booked for row in b.entries()])
     await audit.record_many(
-        session, actor, "payment.recorded", "payment", (_audit(book, p, method) for p in book.payments)
+        session, actor, "payment.recorded", "payment", ((b.payment_id, None, b.audit()) for b in booked)
     )
     await settle(session, book.settled, actor=actor, now=now)
-
-
-def _audit(book: PaymentBook, p: BookPayment, method: str) -> tuple[object, None, dict[str, Any]]:
-    after = payment_audit(
-        debtor=book.debtor_external_ids.get(p.debtor_id),
-        amount_minor=p.amount_minor,
-        currency=p.currency,
-        method=method,
-        reference=p.reference,
-        shares=[(inv.external_id, take) for inv, take in p.shares],
-        rest=p.rest,
-    )
-    return (p.id, None, after)

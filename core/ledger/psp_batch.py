@@ -29,7 +29,7 @@ from core.base import new_id, table_of, utcnow
 from core.bulk import among, insert_rows
 from core.debtors.models import Debtor
 from core.invoices.models import PAYABLE_STATUSES, Invoice
-from core.ledger.allocation import Settled, allocate, payment_audit, payment_entries, settle
+from core.ledger.allocation import Booked, Settled, allocate, settle
 from core.ledger.entries import post
 from core.ledger.models import LedgerEntry, Payment
 
@@ -131,30 +131,24 @@ async def record_payments(
         if p.invoice_id is not None:
             candidates = [c for c in candidates if c.id == p.invoice_id]
         shares, rest = allocate(p.amount_minor, ((c, int(c.open_minor)) for c in candidates))
-        rows += payment_entries(
-            method=p.method,
-            debtor_id=p.debtor_id,
-            currency=p.currency,
-            received_on=p.received_on,
-            created_by=actor.label,
+        booked = Booked(
             payment_id=pid,
-            reference=p.reference,
-            shares=[(s.invoice.id, s.take) for s in shares],
-            rest=rest,
-        )
-        settled += [
-            Settled(s.invoice.id, s.invoice.external_id, s.invoice.status, pid) for s in shares if s.settles
-        ]
-        after = payment_audit(
+            debtor_id=p.debtor_id,
             debtor=external[p.debtor_id],
             amount_minor=p.amount_minor,
             currency=p.currency,
             method=p.method,
             reference=p.reference,
-            shares=[(s.invoice.external_id, s.take) for s in shares],
+            received_on=p.received_on,
+            created_by=actor.label,
+            shares=[(s.invoice.id, s.invoice.external_id, s.take) for s in shares],
             rest=rest,
         )
-        recorded.append((pid, None, after))
+        rows += booked.entries()
+        recorded.append((pid, None, booked.audit()))
+        settled += [
+            Settled(s.invoice.id, s.invoice.external_id, s.invoice.status, pid) for s in shares if s.settles
+        ]
     await insert_rows(session, table_of(Payment), payments)
     await post(session, rows)
     await audit.record_many(session, actor, "payment.recorded", "payment", recorded)

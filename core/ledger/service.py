@@ -18,7 +18,7 @@ from core.errors import Conflict, FieldError, InvalidInput
 from core.invoices import repository as invoice_repo
 from core.invoices.models import PAYABLE_STATUSES, InvoiceStatus
 from core.ledger import repository as repo
-from core.ledger.allocation import Settled, allocate, payment_audit, payment_entries, settle
+from core.ledger.allocation import Booked, Settled, allocate, settle
 from core.ledger.entries import entry_row as entry_row  # callers book through the service
 from core.ledger.entries import post as post
 from core.ledger.models import CreditNote, EntryKind, Payment
@@ -184,36 +184,21 @@ async def record_payment(
     await session.flush()
 
     shares, rest = allocate(amount, ((c, int(c.open_minor)) for c in candidates))
-    await post(
-        session,
-        payment_entries(
-            method=data.method,
-            debtor_id=debtor.id,
-            currency=data.currency,
-            received_on=payment.received_on,
-            created_by=actor.label,
-            payment_id=payment.id,
-            reference=data.reference,
-            shares=[(s.invoice.id, s.take) for s in shares],
-            rest=rest,
-        ),
+    booked = Booked(
+        payment_id=payment.id,
+        debtor_id=debtor.id,
+        debtor=debtor.external_id,
+        amount_minor=amount,
+        currency=data.currency,
+        method=data.method,
+        reference=data.reference,
+        received_on=payment.received_on,
+        created_by=actor.label,
+        shares=[(s.invoice.id, s.invoice.external_id, s.take) for s in shares],
+        rest=rest,
     )
-    await audit.record(
-        session,
-        actor,
-        "payment.recorded",
-        "payment",
-        payment.id,
-        after=payment_audit(
-            debtor=debtor.external_id,
-            amount_minor=amount,
-            currency=data.currency,
-            method=data.method,
-            reference=data.reference,
-            shares=[(s.invoice.external_id, s.take) for s in shares],
-            rest=rest,
-        ),
-    )
+    await post(session, booked.entries())
+    await audit.record(session, actor, "payment.recorded", "payment", payment.id, after=booked.audit())
     paid = [
         Settled(s.invoice.id, s.invoice.external_id, s.invoice.status, payment.id)
         for s in shares
